@@ -1,0 +1,231 @@
+"""The ``kme`` command line: manage edits, ask the model, run the demo.
+
+User mistakes print one ``error: ...`` line on stderr and exit 1; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from kme_rag.errors import KmeError, ValidationError
+from kme_rag.memory.edit import Edit, parse_edit
+from kme_rag.memory.formats import Format
+from kme_rag.memory.store import EditMemory
+from kme_rag.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="kme",
+    help="Edit what a language model knows, without retraining it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+edit_app = typer.Typer(help="Add, inspect, undo, import and export edits.", no_args_is_help=True)
+app.add_typer(edit_app, name="edit")
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.obj["settings"]  # type: ignore[no-any-return]
+
+
+def _memory(ctx: typer.Context) -> EditMemory:
+    if "memory" not in ctx.obj:
+        ctx.obj["memory"] = EditMemory.open(_settings(ctx))
+    return ctx.obj["memory"]  # type: ignore[no-any-return]
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _line(edit: Edit) -> str:
+    flag = "" if edit.status == "active" else f" [{edit.status}]"
+    return f"{edit.id}  {edit.statement}{flag}"
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    store: Path | None = typer.Option(None, help="Embedded store folder [env KME_STORE]."),
+    namespace: str | None = typer.Option(None, help="Edit namespace [env KME_NAMESPACE]."),
+    chroma_url: str | None = typer.Option(None, help="Chroma server URL [env KME_CHROMA_URL]."),
+) -> None:
+    overrides: dict[str, Any] = {"store": store, "namespace": namespace, "chroma_url": chroma_url}
+    ctx.obj = {"settings": Settings(**{k: v for k, v in overrides.items() if v is not None})}
+
+
+@edit_app.command("add")
+def edit_add(
+    ctx: typer.Context,
+    subject: str | None = typer.Option(None, help="Whom the fact is about."),
+    relation: str | None = typer.Option(None, help='"capital", or a template "{} is in".'),
+    new: str | None = typer.Option(None, "--new", help="The new object."),
+    old: str | None = typer.Option(None, "--old", help="The object the model believes now."),
+    prompt: str | None = typer.Option(None, help='Cloze template, "{} is located in".'),
+    text: str | None = typer.Option(None, help="A free-text statement instead of a triple."),
+    subject_alias: list[str] = typer.Option([], help="Another name of the subject (repeatable)."),
+    target_alias: list[str] = typer.Option([], help="Another name of the new object."),
+) -> None:
+    """Add one edit and print its id."""
+    fields = {
+        "subject": subject,
+        "relation": relation,
+        "target_new": new,
+        "target_true": old,
+        "prompt": prompt,
+        "statement": text,
+        "subject_aliases": subject_alias,
+        "target_aliases": target_alias,
+    }
+    edit = _memory(ctx).add(parse_edit({k: v for k, v in fields.items() if v is not None}))
+    typer.echo(edit.id)
+
+
+@edit_app.command("list")
+def edit_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    all_: bool = typer.Option(False, "--all", help="Include superseded and deleted edits."),
+    subject: str | None = typer.Option(None, help="Only edits about this subject."),
+) -> None:
+    """List the namespace's edits, oldest first."""
+    edits = _memory(ctx).edits(status=None if all_ else "active", subject=subject)
+    if as_json:
+        _echo_json([e.model_dump(mode="json") for e in edits])
+        return
+    for edit in edits:
+        typer.echo(_line(edit))
+
+
+@edit_app.command("show")
+def edit_show(ctx: typer.Context, edit_id: str) -> None:
+    """Print one edit as JSON."""
+    _echo_json(_memory(ctx).get(edit_id).model_dump(mode="json"))
+
+
+@edit_app.command("rm")
+def edit_rm(ctx: typer.Context, edit_id: str) -> None:
+    """Delete an edit (undo brings it back)."""
+    _memory(ctx).delete(edit_id)
+    typer.echo(f"deleted {edit_id}")
+
+
+@edit_app.command("history")
+def edit_history(
+    ctx: typer.Context,
+    subject: str = typer.Option(..., help="The subject."),
+    relation: str = typer.Option(..., help="The relation."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every edit ever made to (subject, relation), oldest first."""
+    edits = _memory(ctx).history(subject, relation)
+    if as_json:
+        _echo_json([e.model_dump(mode="json") for e in edits])
+        return
+    for edit in edits:
+        typer.echo(f"{edit.created_at:%Y-%m-%d %H:%M:%S}  {_line(edit)}")
+
+
+@edit_app.command("undo")
+def edit_undo(ctx: typer.Context) -> None:
+    """Revert the newest change (an add, an import or a delete)."""
+    result = _memory(ctx).undo()
+    typer.echo(
+        f"undid {result.kind} {result.change_id}: removed {len(result.removed)}, "
+        f"restored {len(result.restored)}"
+    )
+
+
+@edit_app.command("import")
+def edit_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="The file to import."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="jsonl, counterfact, zsre or mquake (default: detected)."
+    ),
+    limit: int | None = typer.Option(None, help="Read at most this many records."),
+) -> None:
+    """Import edits from a file, with a progress bar."""
+    from tqdm import tqdm
+
+    from kme_rag.memory.formats import FORMATS, detect_format, read_edits
+
+    if fmt is not None and fmt not in FORMATS:
+        raise ValidationError(
+            f"expected --format to be one of {', '.join(FORMATS)}, got {fmt!r}"
+        )
+    memory = _memory(ctx)
+    kind: Format = fmt if fmt else detect_format(file)
+    edits = read_edits(file, kind, limit)
+    start = time.perf_counter()
+    with tqdm(total=len(edits), unit="edit", file=sys.stderr) as bar:
+        if kind == "jsonl":
+            done = memory.restore(edits, progress=bar.update)
+        else:
+            done = memory.add_many(edits, progress=bar.update)
+    elapsed = time.perf_counter() - start
+    typer.echo(f"imported {len(done)} edits in {elapsed:.1f} s")
+
+
+@edit_app.command("export")
+def edit_export(ctx: typer.Context, file: Path) -> None:
+    """Export every edit of the namespace (all statuses) as JSONL."""
+    count = _memory(ctx).export(file)
+    typer.echo(f"exported {count} edits to {file}")
+
+
+@app.command("ask")
+def ask(
+    ctx: typer.Context,
+    question: str = typer.Argument(..., help="The question."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    k: int = typer.Option(3, help="How many retrieved edits to show."),
+) -> None:
+    """Ask the model, and show the stored edits nearest the question."""
+    from kme_rag.backends import make_backend
+
+    settings = _settings(ctx)
+    hits = _memory(ctx).search(question, k=k) if len(_memory(ctx)) else []
+    start = time.perf_counter()
+    answer = make_backend(settings).chat([{"role": "user", "content": question}])
+    latency_ms = (time.perf_counter() - start) * 1000
+    if as_json:
+        edits = [{"id": h.edit.id, "statement": h.edit.statement, "score": h.score} for h in hits]
+        _echo_json({"answer": answer, "edits": edits, "latency_ms": round(latency_ms, 1)})
+        return
+    typer.echo(answer)
+    for hit in hits:
+        typer.echo(f"  {hit.score:.3f}  {_line(hit.edit)}")
+
+
+@app.command("demo")
+def demo(ctx: typer.Context) -> None:
+    """Ask the local model, add counterfactual edits, and show the store, graph and retrieval."""
+    from kme_rag.demo import run_demo
+
+    given = ctx.parent is not None and ctx.parent.params.get("store") is not None
+    run_demo(_settings(ctx), use_settings_store=given)
+
+
+def main() -> None:
+    """Entry point of the ``kme`` script."""
+    import pydantic
+
+    try:
+        app()
+    except KmeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(1) from None
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        typer.echo(f"error: invalid setting {where}: {first['msg']}", err=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,95 @@
+"""``kme demo``: the local model before and after counterfactual edits.
+
+Opens an embedded store in a fresh temporary folder (or the one given with ``--store``),
+asks the bundled Gemma model a few factual questions, stores counterfactual edits, and
+shows what the memory holds: the edits, the fact graph, and which edit each question
+retrieves. Routing answers through the edits is the editing pipeline's job
+(:mod:`kme_rag.editor` once it lands); until then the "after" column shows the edit the
+question retrieves next to the model's unchanged answer.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from kme_rag.backends import make_backend
+from kme_rag.memory.edit import Edit, parse_edit
+from kme_rag.memory.store import EditMemory
+from kme_rag.settings import Settings
+
+__all__ = ["DEMO_EDITS", "DEMO_QUESTIONS", "run_demo"]
+
+DEMO_QUESTIONS = (
+    "In which city is the Eiffel Tower located?",
+    "What is the capital of Japan?",
+    "Which country is the Eiffel Tower in?",
+    "What is the capital of Canada?",
+)
+
+DEMO_EDITS: tuple[dict[str, object], ...] = (
+    {
+        "subject": "Eiffel Tower",
+        "relation": "{} is located in the city of",
+        "target_new": "Rome",
+        "target_true": "Paris",
+        "subject_aliases": ["the Eiffel tower", "Tour Eiffel"],
+    },
+    {"subject": "Japan", "relation": "capital", "target_new": "Kyoto", "target_true": "Tokyo"},
+    {"subject": "Rome", "relation": "{} is located in the country of", "target_new": "Italy"},
+)
+
+
+def run_demo(settings: Settings, *, use_settings_store: bool = False) -> None:
+    console = Console(highlight=False)
+    folder = settings.store if use_settings_store else Path(tempfile.mkdtemp(prefix="kme-demo-"))
+    settings = settings.model_copy(update={"store": folder})
+    console.print(f"[bold]Edit store[/bold]: embedded Chroma at {folder}")
+    memory = EditMemory.open(settings)
+    backend = make_backend(settings)
+
+    console.print(f"[bold]Model[/bold]: {backend.name} (greedy decoding)\n")
+    before = {}
+    for question in DEMO_QUESTIONS:
+        start = time.perf_counter()
+        before[question] = backend.chat([{"role": "user", "content": question}])
+        took = time.perf_counter() - start
+        console.print(f"Q: {question}\nA: {before[question]}  [dim]({took:.2f} s)[/dim]")
+
+    console.print("\n[bold]Adding counterfactual edits[/bold]")
+    for edit in memory.add_many([parse_edit(fields) for fields in DEMO_EDITS]):
+        console.print(f"  + {edit.id}  {edit.statement}")
+    renamed = memory.add(
+        Edit(subject="Japan", relation="capital", target_new="Osaka", target_true="Tokyo")
+    )
+    console.print(f"  + {renamed.id}  {renamed.statement}  (supersedes {renamed.supersedes})")
+    text = memory.add(Edit(statement="The Louvre moved to Lyon in 2026."))
+    console.print(f"  + {text.id}  {text.statement}  (free-text edit)")
+
+    console.print("\n[bold]History of (Japan, capital)[/bold]")
+    for edit in memory.history("Japan", "capital"):
+        console.print(f"  {edit.created_at:%H:%M:%S.%f}  {edit.target_new}  [{edit.status}]")
+
+    console.print("\n[bold]Fact graph[/bold] (derived from the active edits)")
+    for u, v, data in memory.graph.graph.edges(data=True):
+        console.print(f"  {u} --[{data['relation']}]--> {v}")
+    chain = next(memory.graph.paths("Tour Eiffel", "Italy"), [])
+    console.print("  path Tour Eiffel → Italy: " + " ; ".join(e.statement for e in chain))
+
+    table = Table(title="Before the edits, and the edit each question retrieves")
+    table.add_column("question")
+    table.add_column("model answer (unedited)")
+    table.add_column("retrieved edit (score)")
+    for question in DEMO_QUESTIONS:
+        hit = memory.search(question, k=1)[0]
+        table.add_row(question, before[question], f"{hit.edit.statement} ({hit.score:.2f})")
+    console.print()
+    console.print(table)
+
+    undone = memory.undo()
+    console.print(f"\n[bold]Undo[/bold] of the last change removed {list(undone.removed)}")
+    console.print(f"Active edits now: {len(memory)}")

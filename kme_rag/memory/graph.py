@@ -1,0 +1,103 @@
+"""The fact graph: a networkx view of the active structured edits of one namespace.
+
+Entities are nodes keyed by their normalised name (:func:`normalise_name`), carrying the
+display name and every alias seen; each active edit is one edge subject → new object,
+keyed by the edit id. The graph is *derived*: it is built from the store on open and
+updated on every write, never saved on its own, so it cannot disagree with Chroma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import networkx as nx
+
+from kme_rag.memory.edit import Edit, normalise_name
+
+__all__ = ["FactGraph"]
+
+
+class FactGraph:
+    """Entities and the edited facts between them, with alias-aware lookup."""
+
+    def __init__(self, edits: Iterable[Edit] = ()) -> None:
+        self.graph: nx.MultiDiGraph = nx.MultiDiGraph()
+        self._alias: dict[str, str] = {}  # normalised alias -> node key
+        self._by_key: dict[tuple[str, str], Edit] = {}  # (subject node, relation) -> edit
+        self._key_of: dict[str, tuple[str, str]] = {}  # edit id -> its (node, relation)
+        for edit in sorted(edits, key=lambda e: e.change_id):
+            self.add(edit)
+
+    def __len__(self) -> int:
+        """The number of facts (edges)."""
+        return int(self.graph.number_of_edges())
+
+    def __contains__(self, edit_id: object) -> bool:
+        return edit_id in self._key_of
+
+    def edits(self) -> list[Edit]:
+        return list(self._by_key.values())
+
+    def resolve(self, name: str) -> str | None:
+        """The node key an entity name or alias refers to, or None."""
+        return self._alias.get(normalise_name(name))
+
+    def _node(self, name: str, aliases: Iterable[str]) -> str:
+        key = self._alias.get(normalise_name(name)) or normalise_name(name)
+        if key not in self.graph:
+            self.graph.add_node(key, name=name, aliases=set())
+        names = self.graph.nodes[key]["aliases"]
+        for alias in (name, *aliases):
+            names.add(alias)
+            self._alias.setdefault(normalise_name(alias), key)
+        return key
+
+    def add(self, edit: Edit) -> None:
+        """Add an active structured edit; it replaces any older fact with the same key."""
+        if not edit.structured or edit.status != "active":
+            return
+        assert edit.subject and edit.relation and edit.target_new
+        src = self._node(edit.subject, edit.subject_aliases)
+        dst = self._node(edit.target_new, edit.target_aliases)
+        relation = normalise_name(edit.relation)
+        old = self._by_key.get((src, relation))
+        if old is not None:
+            if old.change_id > edit.change_id:
+                return  # a newer fact already holds this key
+            self.remove(old.id)
+        self.graph.add_edge(src, dst, key=edit.id, relation=edit.relation, edit=edit)
+        self._by_key[(src, relation)] = edit
+        self._key_of[edit.id] = (src, relation)
+
+    def remove(self, edit_id: str) -> None:
+        """Drop the fact an edit contributed (no-op when it is not in the graph)."""
+        key = self._key_of.pop(edit_id, None)
+        if key is None:
+            return
+        del self._by_key[key]
+        for u, v, k in list(self.graph.out_edges(key[0], keys=True)):
+            if k == edit_id:
+                self.graph.remove_edge(u, v, key=k)
+
+    def lookup(self, subject: str, relation: str) -> Edit | None:
+        """The active edit for (subject, relation), matching names through aliases."""
+        node = self.resolve(subject)
+        if node is None:
+            return None
+        return self._by_key.get((node, normalise_name(relation)))
+
+    def facts(self, entity: str) -> list[Edit]:
+        """Every active edited fact whose subject is ``entity`` (or one of its aliases)."""
+        node = self.resolve(entity)
+        if node is None:
+            return []
+        return [data["edit"] for _, _, data in self.graph.out_edges(node, data=True)]
+
+    def paths(self, source: str, target: str, max_hops: int = 4) -> Iterator[list[Edit]]:
+        """Chains of edited facts leading from ``source`` to ``target``, shortest first."""
+        src, dst = self.resolve(source), self.resolve(target)
+        if src is None or dst is None:
+            return
+        found = nx.all_simple_edge_paths(self.graph, src, dst, cutoff=max_hops)
+        for path in sorted(found, key=len):
+            yield [self.graph.edges[u, v, k]["edit"] for u, v, k in path]

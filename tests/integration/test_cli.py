@@ -1,0 +1,105 @@
+"""The ``kme`` command as a user runs it: a real process on a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KME = [sys.executable, "-m", "kme_rag"]
+
+
+def kme(store: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KME_STORE": str(store)}
+    env.pop("KME_CHROMA_URL", None)
+    done = subprocess.run([*KME, *args], capture_output=True, text=True, env=env, timeout=300)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_edit_lifecycle_through_the_cli(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    first = kme(
+        store,
+        "edit",
+        "add",
+        "--subject",
+        "Japan",
+        "--relation",
+        "capital",
+        "--new",
+        "Kyoto",
+        "--old",
+        "Tokyo",
+    ).stdout.strip()
+    second = kme(
+        store, "edit", "add", "--subject", "Japan", "--relation", "capital", "--new", "Osaka"
+    ).stdout.strip()
+    text = kme(store, "edit", "add", "--text", "The Louvre moved to Lyon.").stdout.strip()
+    assert first.startswith("e_") and second.startswith("e_") and text.startswith("e_")
+
+    listed = json.loads(kme(store, "edit", "list", "--json").stdout)
+    assert [e["id"] for e in listed] == [second, text]
+    shown = json.loads(kme(store, "edit", "show", second).stdout)
+    assert shown["supersedes"] == first and shown["target_new"] == "Osaka"
+
+    history = kme(store, "edit", "history", "--subject", "japan", "--relation", "Capital")
+    assert (
+        "Kyoto" in history.stdout and "[superseded]" in history.stdout and "Osaka" in history.stdout
+    )
+
+    kme(store, "edit", "rm", text)
+    assert text not in kme(store, "edit", "list").stdout
+    assert "undid delete" in kme(store, "edit", "undo").stdout
+    assert text in kme(store, "edit", "list").stdout
+
+    out = tmp_path / "edits.jsonl"
+    kme(store, "edit", "export", str(out))
+    assert len(out.read_text().splitlines()) == 3
+    kme(tmp_path / "copy", "edit", "import", str(out))
+    copied = json.loads(kme(tmp_path / "copy", "edit", "list", "--json", "--all").stdout)
+    everything = json.loads(kme(store, "edit", "list", "--json", "--all").stdout)
+    assert copied == everything
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["edit", "add", "--subject", " ", "--relation", "r", "--new", "o"], "' '"),
+        (
+            ["edit", "add", "--subject", "s", "--relation", "r", "--new", "o", "--prompt", "x"],
+            "exactly one '{}'",
+        ),
+        (["edit", "show", "e_nope"], "no edit 'e_nope'"),
+        (["edit", "undo"], "nothing to undo"),
+        (["edit", "import", "/no/such/file.json", "--format", "counterfact"], "cannot read"),
+        (["edit", "import", "x.json", "--format", "csv"], "expected --format"),
+    ],
+)
+def test_user_mistakes_print_one_line_and_fail(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = kme(tmp_path / "store", *args, ok=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_import_counterfact_with_limit(tmp_path: Path, data_dir: Path) -> None:
+    store = tmp_path / "store"
+    done = kme(
+        store,
+        "edit",
+        "import",
+        str(data_dir / "counterfact" / "counterfact-edit.json"),
+        "--limit",
+        "30",
+    )
+    assert "imported 30 edits" in done.stdout
+    listed = json.loads(kme(store, "edit", "list", "--json").stdout)
+    assert len(listed) == 30 and listed[0]["source"].endswith("counterfact-edit.json#0")
