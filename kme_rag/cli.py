@@ -159,9 +159,7 @@ def edit_import(
     from kme_rag.memory.formats import FORMATS, detect_format, read_edits
 
     if fmt is not None and fmt not in FORMATS:
-        raise ValidationError(
-            f"expected --format to be one of {', '.join(FORMATS)}, got {fmt!r}"
-        )
+        raise ValidationError(f"expected --format to be one of {', '.join(FORMATS)}, got {fmt!r}")
     memory = _memory(ctx)
     kind: Format = fmt if fmt else detect_format(file)
     edits = read_edits(file, kind, limit)

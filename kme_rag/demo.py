@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kme_rag.backends import make_backend
@@ -58,7 +59,7 @@ def run_demo(settings: Settings, *, use_settings_store: bool = False) -> None:
         start = time.perf_counter()
         before[question] = backend.chat([{"role": "user", "content": question}])
         took = time.perf_counter() - start
-        console.print(f"Q: {question}\nA: {before[question]}  [dim]({took:.2f} s)[/dim]")
+        console.print(f"Q: {question}\nA: {escape(before[question])}  [dim]({took:.2f} s)[/dim]")
 
     console.print("\n[bold]Adding counterfactual edits[/bold]")
     for edit in memory.add_many([parse_edit(fields) for fields in DEMO_EDITS]):
@@ -72,11 +73,11 @@ def run_demo(settings: Settings, *, use_settings_store: bool = False) -> None:
 
     console.print("\n[bold]History of (Japan, capital)[/bold]")
     for edit in memory.history("Japan", "capital"):
-        console.print(f"  {edit.created_at:%H:%M:%S.%f}  {edit.target_new}  [{edit.status}]")
+        console.print(f"  {edit.created_at:%H:%M:%S.%f}  {edit.target_new}  ({edit.status})")
 
     console.print("\n[bold]Fact graph[/bold] (derived from the active edits)")
     for u, v, data in memory.graph.graph.edges(data=True):
-        console.print(f"  {u} --[{data['relation']}]--> {v}")
+        console.print(escape(f"  {u} --[{data['relation']}]--> {v}"))
     chain = next(memory.graph.paths("Tour Eiffel", "Italy"), [])
     console.print("  path Tour Eiffel → Italy: " + " ; ".join(e.statement for e in chain))
 
@@ -91,5 +92,7 @@ def run_demo(settings: Settings, *, use_settings_store: bool = False) -> None:
     console.print(table)
 
     undone = memory.undo()
-    console.print(f"\n[bold]Undo[/bold] of the last change removed {list(undone.removed)}")
+    console.print(
+        f"\n[bold]Undo[/bold] of the last change removed {escape(str(list(undone.removed)))}"
+    )
     console.print(f"Active edits now: {len(memory)}")

@@ -56,8 +56,12 @@ class Settings(BaseSettings):
         default=None, description="GGUF file for the llama backend; default: bundled Gemma 3 270M."
     )
     n_ctx: int = Field(default=2048, ge=256)
-    n_threads: int = Field(default=1, ge=1)
-    n_threads_batch: int = Field(default=1, ge=1)
+    n_threads: int | None = Field(
+        default=None, ge=1, description="llama.cpp generation threads; default: all cores."
+    )
+    n_threads_batch: int | None = Field(
+        default=None, ge=1, description="llama.cpp prompt threads; default: all cores."
+    )
 
     openai_base_url: str | None = None
     openai_api_key: str | None = None

@@ -226,30 +226,50 @@ class EditMemory:
         return sorted(edits, key=lambda e: e.change_id)
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
-        """The ``k`` active edits whose statements are nearest the query, best first."""
+        """The ``k`` active edits whose statements are nearest the query, best first.
+
+        Chroma's metadata filter costs ~66 ms on 10,000 records against ~4 ms for an
+        unfiltered query, so the nearest records are fetched unfiltered (over-fetching
+        4x, then 16x) and filtered here; only when too few of them belong to this
+        namespace's active edits does the filtered query run. The result is the same:
+        if k of the global top-N pass the filter, they are the filtered top k.
+        """
         if not query.strip():
             raise ValidationError(f"expected a non-empty query, got {query!r}")
         if k < 1:
             raise ValidationError(f"expected k >= 1, got {k}")
         vector = self.embedder.embed([query])
+        for fetch in (4 * k, 16 * k):
+            ids, metas, dists = self._query(vector, fetch, where=None)
+            mine = [
+                (i, m, d)
+                for i, m, d in zip(ids, metas, dists, strict=True)
+                if m.get("namespace") == self.namespace and m.get("status") == "active"
+            ]
+            if len(mine) >= k or len(ids) < fetch:  # enough, or the whole store was seen
+                return [SearchHit(Edit.from_metadata(i, m), 1.0 - d) for i, m, d in mine[:k]]
+        where = {"$and": [{"namespace": self.namespace}, {"status": "active"}]}
+        ids, metas, dists = self._query(vector, k, where=where)
+        return [
+            SearchHit(Edit.from_metadata(i, m), 1.0 - d)
+            for i, m, d in zip(ids, metas, dists, strict=True)
+        ]
+
+    def _query(
+        self, vector: np.ndarray, n: int, where: dict[str, Any] | None
+    ) -> tuple[list[str], list[dict[str, Any]], list[float]]:
         try:
             got = self._collection.query(
                 query_embeddings=vector,
-                n_results=k,
-                where={"$and": [{"namespace": self.namespace}, {"status": "active"}]},
+                n_results=n,
+                where=where,
                 include=["metadatas", "distances"],
             )
         except Exception as exc:
             raise StoreError(f"searching the edit store failed: {exc}") from exc
-        ids, metas, dists = (
-            got["ids"][0],
-            (got["metadatas"] or [[]])[0],
-            (got["distances"] or [[]])[0],
-        )
-        return [
-            SearchHit(Edit.from_metadata(i, dict(m)), 1.0 - float(d))
-            for i, m, d in zip(ids, metas, dists, strict=True)
-        ]
+        metas = [dict(m or {}) for m in (got["metadatas"] or [[]])[0]]
+        dists = [float(d) for d in (got["distances"] or [[]])[0]]
+        return list(got["ids"][0]), metas, dists
 
     def history(self, subject: str, relation: str) -> list[Edit]:
         """Every edit ever made to (subject, relation) in this namespace, oldest first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from .conftest import free_port, wait_http
 pytestmark = pytest.mark.slow
 
 EIFFEL = "The Eiffel Tower is located in the city of"
+THREADS = os.cpu_count() or 1  # as the local backend, so both compute the same logits
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +41,9 @@ def llama_server() -> Iterator[str]:
             "--port",
             str(port),
             "--n_threads",
-            "1",
+            str(THREADS),
             "--n_threads_batch",
-            "1",
+            str(THREADS),
             "--n_ctx",
             "2048",
             "--model_alias",

@@ -165,3 +165,18 @@ def test_import_of_shared_data_files(memory: EditMemory, data_dir: Path) -> None
     hit = memory.search("The mother tongue of Danielle Darrieux is", k=1)[0]
     assert hit.edit.target_new == "English"
     assert graph_matches_chroma(memory)
+
+
+def test_search_sees_only_active_edits_of_its_namespace_when_others_crowd_it(
+    memory: EditMemory,
+) -> None:
+    """Other tenants' near-identical edits fill the unfiltered neighbours: still correct."""
+    crowd = memory.with_namespace("crowd")
+    crowd.add_many([fact("Eiffel Tower", f"{{}} is in district {i} of", "Rome") for i in range(60)])
+    mine = memory.add(fact("Eiffel Tower", "{} is located in the city of", "Rome"))
+    superseded = memory.add(fact("Big Ben", "city", "Paris"))
+    memory.add(fact("Big Ben", "city", "Madrid"))
+    hits = memory.search("The Eiffel Tower is located in the city of Rome.", k=3)
+    assert [h.edit.namespace for h in hits] == ["default"] * 2
+    assert hits[0].edit.id == mine.id
+    assert superseded.id not in {h.edit.id for h in hits}
