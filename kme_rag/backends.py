@@ -24,6 +24,7 @@ from kme_rag.errors import (
     BackendTimeoutError,
     ConfigurationError,
     ContextOverflowError,
+    KmeError,
     ValidationError,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "bundled_model_path",
     "make_backend",
     "qa_prompt",
+    "qa_transcript",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,11 @@ class Backend(Protocol):
     """What the editor needs from a language model."""
 
     name: str
+
+    @property
+    def chat_native(self) -> bool:
+        """True when chat uses the model's own template; False when it is Q/A-framed."""
+        ...
 
     def complete(
         self, prompt: str, *, max_tokens: int = DEFAULT_MAX_TOKENS, stop: Sequence[str] = ()
@@ -87,6 +94,11 @@ def qa_prompt(messages: Sequence[Message]) -> str:
     """
     if not messages or messages[-1]["role"] != "user":
         raise ValidationError("expected a conversation that ends with a user message")
+    return qa_transcript(messages)
+
+
+def qa_transcript(messages: Sequence[Message]) -> str:
+    """The Q/A rendering of any conversation (:func:`qa_prompt` without its check)."""
     parts: list[str] = []
     system = [m["content"].strip() for m in messages if m["role"] == "system"]
     if system:
@@ -182,6 +194,10 @@ class LlamaCppBackend:
     def has_chat_template(self) -> bool:
         return "tokenizer.chat_template" in self.llm.metadata
 
+    @property
+    def chat_native(self) -> bool:
+        return self._framing == "auto" and self.has_chat_template
+
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=True))
 
@@ -267,6 +283,10 @@ class OpenAIBackend:
         return cls(client, model=model, framing=framing)
 
     @property
+    def chat_native(self) -> bool:
+        return self._framing == "chat"
+
+    @property
     def model(self) -> str:
         if self._model is None:
             models = self._call(lambda: self._client.models.list().data)
@@ -348,9 +368,15 @@ class CallableBackend:
         self._chat_fn = chat_fn
         self.name = name
 
+    @property
+    def chat_native(self) -> bool:
+        return self._chat_fn is not None
+
     def _call(self, fn: Callable[[], str]) -> str:
         try:
             text = fn()
+        except KmeError:
+            raise  # the function speaks the library's errors already
         except TimeoutError as exc:
             raise BackendTimeoutError(f"the model function timed out: {exc}") from exc
         except Exception as exc:

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import typer
 
@@ -44,6 +44,11 @@ def _memory(ctx: typer.Context) -> EditMemory:
 
 def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValidationError(f"expected {name} to be one of {', '.join(allowed)}, got {value!r}")
 
 
 def _line(edit: Edit) -> str:
@@ -227,3 +232,80 @@ def main() -> None:
         where = ".".join(str(p) for p in first["loc"])
         typer.echo(f"error: invalid setting {where}: {first['msg']}", err=True)
         raise SystemExit(1) from None
+
+
+@app.command("bench")
+def bench(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="counterfact or zsre."),
+    method: str = typer.Option("kme", help="none, ike (ungated) or kme."),
+    n: int = typer.Option(100, help="How many cases."),
+    edits: str = typer.Option("all", help="all: store every edit first; one: one at a time."),
+    out: Path = typer.Option(..., help="Summary JSON; per-case rows go beside it."),
+    data: Path | None = typer.Option(None, help="Evaluate this file instead (same format)."),
+    max_tokens: int = typer.Option(16, help="Tokens generated per answer."),
+    ike_demos: int = typer.Option(4, help="Demonstrations per prompt for --method ike."),
+) -> None:
+    """Evaluate a method on CounterFact or zsRE (evaluation splits), greedy decoding."""
+    import os
+    import platform
+    import tempfile
+    from datetime import datetime, timezone
+
+    from tqdm import tqdm
+
+    from kme_rag.backends import make_backend
+    from kme_rag.evaluation import (
+        Dataset,
+        Method,
+        build_editor,
+        load_cases,
+        run_cases,
+        summarise,
+    )
+
+    _check_choice("dataset", dataset, ("counterfact", "zsre"))
+    _check_choice("method", method, ("none", "ike", "kme"))
+    _check_choice("edits", edits, ("one", "all"))
+    settings = _settings(ctx)
+    cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
+    store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
+    memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
+    backend = make_backend(settings)
+    editor = build_editor(
+        cast(Method, method),
+        backend,
+        memory,
+        settings.data_dir,
+        max_tokens=max_tokens,
+        ike_demos=ike_demos,
+    )
+    rows = []
+    cases_path = out.with_suffix(".cases.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with cases_path.open("w") as fh, tqdm(total=len(cases), unit="case", file=sys.stderr) as bar:
+        for row in run_cases(
+            cases,
+            backend,
+            memory,
+            editor,
+            edits_mode=cast(Literal["one", "all"], edits),
+            max_tokens=max_tokens,
+        ):
+            rows.append(row)
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            bar.update(1)
+    summary = {
+        "dataset": dataset,
+        "method": method,
+        "model": backend.name,
+        "n": len(rows),
+        "edits_mode": edits,
+        **summarise(rows),
+        "command": " ".join(["kme", *sys.argv[1:]]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+        "cases_file": cases_path.name,
+    }
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    _echo_json({k: summary[k] for k in ("metrics", "latency_ms", "prompt_tokens_per_question")})

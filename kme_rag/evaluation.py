@@ -1,0 +1,269 @@
+"""The evaluation harness: efficacy, generality, locality and cost on public edit data.
+
+Metrics follow the knowledge-editing survey (Section 4):
+
+- **efficacy**: the answer to the edit's own prompt contains the new object;
+- **generality**: the same for its paraphrase;
+- **locality**: the answer to an unrelated (neighbourhood) prompt is *identical* to the
+  unedited model's own answer to it, computed in the same run; plus the rate at which
+  the new object leaks into those answers;
+- latency per question (p50/p95) against the unedited model on the same prompts, and
+  prompt tokens sent per question.
+
+Matching is one function, :func:`contains_answer`, on normalised text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import string
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from kme_rag.backends import Backend, Message
+from kme_rag.editor import Answer, KnowledgeEditor
+from kme_rag.memory.edit import Edit
+from kme_rag.memory.formats import counterfact_edit, zsre_edit
+from kme_rag.memory.store import EditMemory
+
+__all__ = [
+    "Case",
+    "PromptKind",
+    "contains_answer",
+    "counterfact_cases",
+    "normalise_answer",
+    "percentile",
+    "run_cases",
+    "summarise",
+    "zsre_cases",
+]
+
+PromptKind = Literal["cloze", "question"]
+ZSRE_EVAL = range(500, 1000)  # records 0-499 are the zsRE training part
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans({c: " " for c in string.punctuation})
+
+
+def normalise_answer(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (SQuAD-style)."""
+    text = text.casefold().translate(_PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def contains_answer(answer: str, target: str) -> bool:
+    """Whether ``target`` occurs in ``answer`` as whole words, after normalisation."""
+    want = normalise_answer(target)
+    if not want:
+        return False
+    return f" {want} " in f" {normalise_answer(answer)} "
+
+
+@dataclass(frozen=True)
+class Case:
+    """One edit and the prompts that probe it."""
+
+    case_id: str
+    edit: Edit
+    kind: PromptKind
+    prompt: str
+    paraphrase: str
+    locality: str
+
+
+def counterfact_cases(path: Path, n: int) -> list[Case]:
+    records = json.loads(path.read_text(encoding="utf-8"))[:n]
+    return [
+        Case(
+            str(r["case_id"]),
+            counterfact_edit(r, f"bench:{path.name}"),
+            "cloze",
+            r["prompt"],
+            r["rephrase_prompt"],
+            r["locality_prompt"],
+        )
+        for r in records
+    ]
+
+
+def zsre_cases(path: Path, n: int, records: range = ZSRE_EVAL) -> list[Case]:
+    """zsRE cases from the evaluation records only (500-999 unless told otherwise)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    chosen = [i for i in records if i < len(data)][:n]
+    return [
+        Case(
+            str(i),
+            zsre_edit(data[i], f"bench:{path.name}", i),
+            "question",
+            data[i]["src"],
+            data[i]["rephrase"],
+            data[i]["loc"],
+        )
+        for i in chosen
+    ]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One asked prompt: its answer, route and cost."""
+
+    text: str
+    route: str
+    latency_ms: float
+    prompt_tokens: int | None
+
+
+def _raw(backend: Backend, kind: PromptKind, prompt: str, max_tokens: int) -> str:
+    if kind == "cloze":
+        return backend.complete(prompt, max_tokens=max_tokens)
+    message: Message = {"role": "user", "content": prompt}
+    return backend.chat([message], max_tokens=max_tokens)
+
+
+def _timed(call: Callable[[], Answer]) -> tuple[Answer, float]:
+    start = time.perf_counter()
+    answer = call()
+    return answer, (time.perf_counter() - start) * 1000
+
+
+def _tokens(backend: Backend, sent: str | list[Message]) -> int | None:
+    count = getattr(backend, "count_tokens", None)
+    if count is None:
+        return None
+    text = sent if isinstance(sent, str) else "\n".join(m["content"] for m in sent)
+    return int(count(text))
+
+
+def run_cases(
+    cases: Sequence[Case],
+    backend: Backend,
+    memory: EditMemory,
+    editor: KnowledgeEditor | None,
+    *,
+    edits_mode: Literal["one", "all"],
+    max_tokens: int,
+) -> Iterator[dict[str, Any]]:
+    """Ask every prompt of every case, unedited and (with an editor) edited; yield rows.
+
+    ``all`` stores every case's edit before asking anything; ``one`` stores each case's
+    edit alone and undoes it afterwards. ``editor=None`` evaluates the unedited model.
+    """
+    if editor is not None and edits_mode == "all":
+        memory.add_many([c.edit for c in cases])
+    for case in cases:
+        if editor is not None and edits_mode == "one":
+            memory.add(case.edit)
+        row: dict[str, Any] = {"case_id": case.case_id, "target_new": case.edit.target_new}
+        for probe in ("prompt", "paraphrase", "locality"):
+            text = getattr(case, probe)
+            start = time.perf_counter()
+            reference = _raw(backend, case.kind, text, max_tokens)
+            ref_ms = (time.perf_counter() - start) * 1000
+            result = Probe(reference, "none", ref_ms, _tokens(backend, text))
+            if editor is not None:
+                ask = editor.complete if case.kind == "cloze" else editor.ask
+                answer, ms = _timed(lambda ask=ask, text=text: ask(text))  # type: ignore[misc]
+                result = Probe(answer.text, answer.route, ms, _tokens(backend, answer.sent))
+            row[probe] = {"question": text, "reference": reference, "reference_ms": ref_ms}
+            row[probe].update(asdict(result))
+        if editor is not None and edits_mode == "one":
+            memory.undo()
+        yield row
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics, counts, latency and token figures from :func:`run_cases` rows."""
+    n = len(rows)
+
+    def hit(probe: str) -> list[bool]:
+        return [contains_answer(r[probe]["text"], r["target_new"]) for r in rows]
+
+    same = [r["locality"]["text"] == r["locality"]["reference"] for r in rows]
+    leak = [contains_answer(r["locality"]["text"], r["target_new"]) for r in rows]
+    probes = [r[p] for r in rows for p in ("prompt", "paraphrase", "locality")]
+    in_scope = [p for p in probes if p["route"] not in ("passthrough", "none")]
+    out_scope = [p for p in probes if p["route"] in ("passthrough", "none")]
+
+    def ratio(group: list[dict[str, Any]]) -> float | None:
+        if not group:
+            return None
+        base = statistics.median(float(p["reference_ms"]) for p in group)
+        return round(statistics.median(float(p["latency_ms"]) for p in group) / base, 3)
+
+    tokens = [p["prompt_tokens"] for p in probes if p["prompt_tokens"] is not None]
+    latencies = [p["latency_ms"] for p in probes]
+    return {
+        "metrics": {
+            "efficacy": round(sum(hit("prompt")) / n, 4) if n else 0.0,
+            "generality": round(sum(hit("paraphrase")) / n, 4) if n else 0.0,
+            "locality": round(sum(same) / n, 4) if n else 0.0,
+            "locality_leak": round(sum(leak) / n, 4) if n else 0.0,
+        },
+        "counts": {
+            "cases": n,
+            "efficacy": sum(hit("prompt")),
+            "generality": sum(hit("paraphrase")),
+            "locality_same": sum(same),
+            "locality_leak": sum(leak),
+            "routed_in_scope": len(in_scope),
+            "routed_out_of_scope": len(out_scope),
+        },
+        "latency_ms": {
+            "p50": round(percentile(latencies, 0.5), 1),
+            "p95": round(percentile(latencies, 0.95), 1),
+            "unedited_p50": round(percentile([p["reference_ms"] for p in probes], 0.5), 1),
+            "in_scope_ratio_p50": ratio(in_scope),
+            "out_of_scope_ratio_p50": ratio(out_scope),
+        },
+        "prompt_tokens_per_question": round(statistics.mean(tokens), 1) if tokens else None,
+    }
+
+
+Method = Literal["none", "ike", "kme"]
+Dataset = Literal["counterfact", "zsre"]
+
+
+def build_editor(
+    method: Method,
+    backend: Backend,
+    memory: EditMemory,
+    data_dir: Path,
+    *,
+    max_tokens: int,
+    ike_demos: int = 4,
+) -> KnowledgeEditor | None:
+    """The editor each method names: none (unedited), ike (ungated IKE), kme (default)."""
+    from kme_rag.editor import EditorParams
+    from kme_rag.ike import DemoPool, IKEParams
+
+    if method == "none":
+        return None
+    if method == "kme":
+        return KnowledgeEditor(backend, memory, params=EditorParams(max_tokens=max_tokens))
+    pool = DemoPool.from_file(
+        data_dir / "counterfact" / "counterfact-train.json", memory.embedder, limit=2000
+    )
+    copy = max(1, ike_demos // 8)
+    update = max(1, (ike_demos * 3) // 8)
+    params = EditorParams(
+        gate=False,
+        answer="generate",
+        max_tokens=max_tokens,
+        ike=IKEParams(k_copy=copy, k_update=update, k_retain=max(0, ike_demos - copy - update)),
+    )
+    return KnowledgeEditor(backend, memory, demos=pool, params=params)
+
+
+def load_cases(dataset: Dataset, data_dir: Path, n: int, data: Path | None) -> list[Case]:
+    if dataset == "counterfact":
+        return counterfact_cases(data or data_dir / "counterfact" / "counterfact-edit.json", n)
+    return zsre_cases(data or data_dir / "zsre" / "zsre_mend_train-1k.json", n)

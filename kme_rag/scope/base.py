@@ -1,0 +1,63 @@
+"""The scope decision: which retrieved edits a query actually touches.
+
+Pure functions and one :class:`ScopeModel` protocol. The editor retrieves candidate
+edits by similarity, then asks a scope model which of them the query is about; a query
+with none in scope goes to the backend untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from kme_rag.memory.edit import Edit, normalise_name
+from kme_rag.memory.store import SearchHit
+
+__all__ = ["ScopeDecision", "ScopeModel", "mentions_subject"]
+
+_WORD_EDGE = r"(?<![\w]){}(?![\w])"
+
+
+def _squash(text: str) -> str:
+    """Lower-case, NFKC, punctuation to spaces, single spaces: for mention matching."""
+    return " ".join(re.sub(r"[^\w]+", " ", normalise_name(text)).split())
+
+
+def mentions_subject(query: str, edit: Edit) -> bool:
+    """Whether the query names the edit's subject (or one of its aliases) as whole words.
+
+    ``"Where is the Eiffel Tower?"`` mentions subject ``"Eiffel Tower"``;
+    ``"Where is the Eiffel Towers Inn?"`` does not. Unstructured edits have no subject:
+    they never match here and are scoped by similarity alone.
+    """
+    if edit.subject is None:
+        return False
+    text = _squash(query)
+    names = (edit.subject, *edit.subject_aliases)
+    return any(
+        (name := _squash(n)) and re.search(_WORD_EDGE.format(re.escape(name)), text) for n in names
+    )
+
+
+@dataclass(frozen=True)
+class ScopeDecision:
+    """The edits a query is in scope of, best first, and the score of each candidate."""
+
+    in_scope: tuple[Edit, ...]
+    scores: tuple[float, ...]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.in_scope)
+
+
+@runtime_checkable
+class ScopeModel(Protocol):
+    """Decides, for one query and its retrieved candidates, which edits apply."""
+
+    @property
+    def name(self) -> str: ...
+
+    def decide(self, query: str, candidates: Sequence[SearchHit]) -> ScopeDecision: ...
