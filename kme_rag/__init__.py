@@ -8,20 +8,25 @@ from kme_rag.backends import (
     OpenAIBackend,
     make_backend,
 )
+from kme_rag.editor import Answer, EditorParams, KnowledgeEditor
 from kme_rag.errors import KmeError
 from kme_rag.memory import Edit, EditMemory, Embedder, FactGraph, MiniLMEmbedder, SearchHit
 from kme_rag.settings import Settings
+from kme_rag.wrappers import wrap
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Answer",
     "Backend",
     "CallableBackend",
     "Edit",
     "EditMemory",
+    "EditorParams",
     "Embedder",
     "FactGraph",
     "KmeError",
+    "KnowledgeEditor",
     "LlamaCppBackend",
     "Message",
     "MiniLMEmbedder",
@@ -30,4 +35,5 @@ __all__ = [
     "Settings",
     "__version__",
     "make_backend",
+    "wrap",
 ]

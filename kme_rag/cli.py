@@ -13,6 +13,7 @@ from typing import Any, Literal, cast
 
 import typer
 
+from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import KmeError, ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import Format
@@ -142,11 +143,7 @@ def edit_history(
 @edit_app.command("undo")
 def edit_undo(ctx: typer.Context) -> None:
     """Revert the newest change (an add, an import or a delete)."""
-    result = _memory(ctx).undo()
-    typer.echo(
-        f"undid {result.kind} {result.change_id}: removed {len(result.removed)}, "
-        f"restored {len(result.restored)}"
-    )
+    typer.echo(_memory(ctx).undo().describe())
 
 
 @edit_app.command("import")
@@ -185,28 +182,53 @@ def edit_export(ctx: typer.Context, file: Path) -> None:
     typer.echo(f"exported {count} edits to {file}")
 
 
+def _editor(ctx: typer.Context) -> KnowledgeEditor:
+    from kme_rag.backends import make_backend
+
+    return KnowledgeEditor(make_backend(_settings(ctx)), _memory(ctx))
+
+
 @app.command("ask")
 def ask(
     ctx: typer.Context,
     question: str = typer.Argument(..., help="The question."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    k: int = typer.Option(3, help="How many retrieved edits to show."),
 ) -> None:
-    """Ask the model, and show the stored edits nearest the question."""
-    from kme_rag.backends import make_backend
-
-    settings = _settings(ctx)
-    hits = _memory(ctx).search(question, k=k) if len(_memory(ctx)) else []
-    start = time.perf_counter()
-    answer = make_backend(settings).chat([{"role": "user", "content": question}])
-    latency_ms = (time.perf_counter() - start) * 1000
+    """Answer a question through the editor, with the stored edits applied."""
+    answer = _editor(ctx).ask(question)
     if as_json:
-        edits = [{"id": h.edit.id, "statement": h.edit.statement, "score": h.score} for h in hits]
-        _echo_json({"answer": answer, "edits": edits, "latency_ms": round(latency_ms, 1)})
+        latency = round(answer.timings_ms["total_ms"], 1)
+        _echo_json(
+            {
+                "answer": answer.text,
+                "route": answer.route,
+                "edits": answer.edit_ids,
+                "latency_ms": latency,
+            }
+        )
         return
-    typer.echo(answer)
-    for hit in hits:
-        typer.echo(f"  {hit.score:.3f}  {_line(hit.edit)}")
+    typer.echo(answer.text)
+    for edit in answer.edits:
+        typer.echo(f"  [{answer.route}] {_line(edit)}", err=True)
+
+
+@app.command("chat")
+def chat(ctx: typer.Context) -> None:
+    """An edit-aware chatbot in the terminal. Between turns: /edit S | R | NEW, /undo,
+    /edits, /quit."""
+    from kme_rag.chat import ChatSession
+
+    session = ChatSession(_editor(ctx))
+    typer.echo("kme chat: ask anything; /edit SUBJECT | RELATION | NEW, /undo, /edits, /quit")
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            break
+        reply = session.handle(line)
+        if reply is None:
+            break
+        typer.echo(reply)
 
 
 @app.command("demo")

@@ -1,14 +1,18 @@
 """The KnowledgeEditor: answers from any backend, with the stored edits applied.
 
-One-way flow: retrieve candidate edits → decide scope → build the prompt → call the
-backend → :class:`Answer`. Out of scope, the *exact original input* goes to the backend,
-so an unrelated answer is the unedited model's answer, character for character.
+One-way flow: retrieve candidate edits → decide scope → build the prompt (a
+:class:`Plan`) → call the backend → :class:`Answer`. Out of scope, the plan is the
+*exact original input*, so an unrelated answer is the unedited model's answer,
+character for character.
 
-In scope of a structured edit, the answer is built from an IKE prompt (the edit as "New
-Fact", plus demonstrations when a pool is given) and, with ``answer="prefill"``, the new
-object is written as the start of the answer and the model continues from it — the
-constrained decoding that lets a 270M base model state the new object on reworded
-questions. Chat-native backends get the edits as a system message instead.
+In scope of a structured edit, the prompt is an IKE prompt (the edit as "New Fact",
+plus demonstrations when a pool is given) and, with ``answer="prefill"``, the new object
+is written as the start of the answer and the model continues from it: constrained
+decoding, which lets a 270M base model state the new object on reworded questions.
+Chat-native backends get the edits as a system message instead.
+
+Planning is public (:meth:`KnowledgeEditor.plan_completion`, :meth:`plan_chat`) so that
+wrappers around a user's own client can send the planned input with the user's options.
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from kme_rag.backends import Backend, Message, qa_transcript
 from kme_rag.errors import ContextOverflowError, ValidationError
 from kme_rag.ike import DemoPool, IKEParams, chat_messages, demonstrations, fact_block
 from kme_rag.memory.edit import Edit
-from kme_rag.memory.store import EditMemory, SearchHit
+from kme_rag.memory.store import EditMemory
 from kme_rag.scope.base import ScopeDecision, ScopeModel
 from kme_rag.scope.similarity import SimilarityScope
 
-__all__ = ["Answer", "EditorParams", "KnowledgeEditor", "Route"]
+__all__ = ["Answer", "EditorParams", "KnowledgeEditor", "Plan", "Route"]
 
 Route = Literal["passthrough", "ike", "multihop", "weights"]
 ANSWER_STOP = ("\n",)
@@ -48,6 +52,24 @@ class Answer:
     @property
     def edit_ids(self) -> list[str]:
         return [e.id for e in self.edits]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to send the model: a completion ``prompt`` or chat ``messages``.
+
+    ``prefill`` is answer text already decided (the new object); the model's output
+    continues it, and the final answer is ``prefill + output``. ``stop`` is empty for a
+    pass-through, so the user's own options apply unchanged.
+    """
+
+    route: Route
+    edits: tuple[Edit, ...]
+    prompt: str | None = None
+    messages: list[Message] | None = None
+    prefill: str = ""
+    stop: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,98 +106,106 @@ class KnowledgeEditor:
         self.demos = demos
         self.params = params or EditorParams()
 
-    # ---- the flow ------------------------------------------------------------------------
+    # ---- planning (pure but for retrieval) -------------------------------------------------
 
     def _decide(self, query: str, timings: dict[str, float]) -> tuple[ScopeDecision, np.ndarray]:
+        if not query.strip():
+            raise ValidationError(f"expected a non-empty query, got {query!r}")
         start = time.perf_counter()
-        vector = self.memory.embedder.embed([query])
-        hits: list[SearchHit] = self.memory.search(query, k=self.params.k, vector=vector)
+        vector = self.memory.embedder.embed([query])  # (1, dim)
+        hits = self.memory.search(query, k=self.params.k, vector=vector)
         timings["retrieve_ms"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        if not self.params.gate:
-            decision = ScopeDecision(tuple(h.edit for h in hits[:1]), tuple(h.score for h in hits))
-        else:
+        if self.params.gate:
             decision = self.scope.decide(query, hits)
+        else:
+            decision = ScopeDecision(tuple(h.edit for h in hits[:1]), tuple(h.score for h in hits))
         timings["scope_ms"] = (time.perf_counter() - start) * 1000
         return decision, vector
 
-    def _ike_head(self, vector: np.ndarray) -> str:
-        if self.demos is None:
+    def _head(self, vector: np.ndarray, with_demos: bool) -> str:
+        if self.demos is None or not with_demos:
             return ""
         return demonstrations(self.demos.select(vector[0], self.params.ike))
 
     def _prefill(self, edits: Sequence[Edit]) -> str:
-        edit = edits[0]
-        if self.params.answer == "prefill" and edit.structured and self.params.gate:
-            return f" {edit.target_new}"
+        first = edits[0]
+        if self.params.answer == "prefill" and self.params.gate and first.structured:
+            return f" {first.target_new}"
         return ""
 
-    def _complete_in_scope(self, head: str, edits: Sequence[Edit], query: str) -> tuple[str, str]:
+    def plan_completion(self, prompt: str, *, with_demos: bool = True) -> Plan:
+        """The plan for continuing ``prompt`` (a cloze such as "The Eiffel Tower is in")."""
+        timings: dict[str, float] = {}
+        decision, vector = self._decide(prompt, timings)
+        if not decision.any:
+            return Plan("passthrough", (), prompt=prompt, timings_ms=timings)
+        edits, forced = decision.in_scope, self._prefill(decision.in_scope)
+        text = self._head(vector, with_demos) + fact_block(edits, prompt) + forced
+        return Plan("ike", edits, prompt=text, prefill=forced, stop=ANSWER_STOP, timings_ms=timings)
+
+    def plan_chat(
+        self, messages: Sequence[Message], *, native: bool, with_demos: bool = True
+    ) -> Plan:
+        """The plan for answering the last user message: messages for a chat-native model,
+        a Q/A-framed completion prompt for a base model."""
+        if not messages or messages[-1]["role"] != "user":
+            raise ValidationError("expected a conversation that ends with a user message")
+        timings: dict[str, float] = {}
+        query = messages[-1]["content"]
+        decision, vector = self._decide(query, timings)
+        edits = decision.in_scope
+        if not decision.any:
+            return Plan("passthrough", (), messages=list(messages), timings_ms=timings)
+        if native:
+            sent = chat_messages(edits, messages)
+            return Plan("ike", edits, messages=sent, timings_ms=timings)
         forced = self._prefill(edits)
-        for prefix in (head, ""):  # drop the demonstrations if the prompt does not fit
-            prompt = prefix + fact_block(edits, query) + forced
-            try:
-                text = self.backend.complete(
-                    prompt, max_tokens=self.params.max_tokens, stop=ANSWER_STOP
-                )
-            except ContextOverflowError:
-                if not prefix:
-                    raise
-                continue
-            return forced + text, prompt
-        raise AssertionError("unreachable")
+        head = self._head(vector, with_demos) + qa_transcript(messages[:-1])
+        text = head + fact_block(edits, query) + forced
+        return Plan("ike", edits, prompt=text, prefill=forced, stop=ANSWER_STOP, timings_ms=timings)
 
-    def _finish(
-        self,
-        start: float,
-        timings: dict[str, float],
-        call_start: float,
-        text: str,
-        route: Route,
-        edits: Sequence[Edit],
-        sent: str | list[Message],
-    ) -> Answer:
+    # ---- running plans -------------------------------------------------------------------
+
+    def _run(self, plan: Plan, start: float, *, chat: bool) -> Answer:
+        call = time.perf_counter()
+        tokens = self.params.max_tokens
+        if plan.route == "passthrough" and plan.messages is not None:
+            text = self.backend.chat(plan.messages, max_tokens=tokens)
+        elif plan.prompt is not None:
+            text = self.backend.complete(plan.prompt, max_tokens=tokens, stop=plan.stop)
+            text = plan.prefill + text
+            text = text.strip() if chat and plan.route != "passthrough" else text
+        else:
+            assert plan.messages is not None
+            text = self.backend.chat(plan.messages, max_tokens=tokens)
         end = time.perf_counter()
-        timings["backend_ms"] = (end - call_start) * 1000
+        timings = {**plan.timings_ms, "backend_ms": (end - call) * 1000}
         timings["total_ms"] = (end - start) * 1000
-        return Answer(text, route, tuple(edits), timings, sent)
-
-    # ---- public API ----------------------------------------------------------------------
+        sent: str | list[Message] = plan.prompt if plan.prompt is not None else plan.messages or []
+        return Answer(text, plan.route, plan.edits, timings, sent)
 
     def complete(self, prompt: str) -> Answer:
-        """Continue ``prompt`` (a cloze such as "The Eiffel Tower is in the city of")."""
-        if not prompt.strip():
-            raise ValidationError(f"expected a non-empty prompt, got {prompt!r}")
-        start, timings = time.perf_counter(), dict[str, float]()
-        decision, vector = self._decide(prompt, timings)
-        call = time.perf_counter()
-        if not decision.any:
-            text = self.backend.complete(prompt, max_tokens=self.params.max_tokens)
-            return self._finish(start, timings, call, text, "passthrough", (), prompt)
-        text, sent = self._complete_in_scope(self._ike_head(vector), decision.in_scope, prompt)
-        return self._finish(start, timings, call, text, "ike", decision.in_scope, sent)
+        """Continue ``prompt``, with the edits applied when it is in scope of one."""
+        start = time.perf_counter()
+        try:
+            return self._run(self.plan_completion(prompt), start, chat=False)
+        except ContextOverflowError:
+            if self.demos is None:
+                raise
+            return self._run(self.plan_completion(prompt, with_demos=False), start, chat=False)
 
     def chat(self, messages: Sequence[Message]) -> Answer:
         """Answer the last user message of a conversation."""
-        if not messages or messages[-1]["role"] != "user":
-            raise ValidationError("expected a conversation that ends with a user message")
-        query = messages[-1]["content"]
-        if not query.strip():
-            raise ValidationError(f"expected a non-empty question, got {query!r}")
-        start, timings = time.perf_counter(), dict[str, float]()
-        decision, vector = self._decide(query, timings)
-        call = time.perf_counter()
-        if not decision.any:
-            text = self.backend.chat(messages, max_tokens=self.params.max_tokens)
-            return self._finish(start, timings, call, text, "passthrough", (), list(messages))
-        edits = decision.in_scope
-        if getattr(self.backend, "chat_native", False):
-            sent = chat_messages(edits, messages)
-            text = self.backend.chat(sent, max_tokens=self.params.max_tokens)
-            return self._finish(start, timings, call, text, "ike", edits, sent)
-        history = qa_transcript(messages[:-1])
-        text, prompt = self._complete_in_scope(self._ike_head(vector) + history, edits, query)
-        return self._finish(start, timings, call, text.strip(), "ike", edits, prompt)
+        start = time.perf_counter()
+        native = self.backend.chat_native
+        try:
+            return self._run(self.plan_chat(messages, native=native), start, chat=True)
+        except ContextOverflowError:
+            if self.demos is None:
+                raise
+            plan = self.plan_chat(messages, native=native, with_demos=False)
+            return self._run(plan, start, chat=True)
 
     def ask(self, question: str) -> Answer:
         """Answer one question (a one-turn chat)."""

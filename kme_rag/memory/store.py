@@ -59,6 +59,12 @@ class UndoResult:
     removed: tuple[str, ...]
     restored: tuple[str, ...]
 
+    def describe(self) -> str:
+        return (
+            f"undid {self.kind} {self.change_id}: removed {len(self.removed)}, "
+            f"restored {len(self.restored)}"
+        )
+
 
 def open_chroma(settings: Settings) -> ClientAPI:
     """An embedded client on ``settings.store``, or an HTTP client for ``settings.chroma_url``."""

@@ -20,9 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kme_rag.backends import bundled_model_path
 from kme_rag.memory.embedder import MiniLMEmbedder
 from kme_rag.memory.store import EditMemory
 from kme_rag.settings import Settings
+
+THREADS = os.cpu_count() or 1  # as the local backend, so both compute the same logits
 
 
 def free_port() -> int:
@@ -68,6 +71,41 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[str]:
+    """llama.cpp's own OpenAI-compatible server with the bundled model, on loopback."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(bundled_model_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_threads",
+            str(THREADS),
+            "--n_threads_batch",
+            str(THREADS),
+            "--n_ctx",
+            "2048",
+            "--model_alias",
+            "gemma",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/models", process, timeout_s=120)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture(params=["embedded", "http"])

@@ -2,62 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-
 import pytest
 
-from kme_rag.backends import LlamaCppBackend, OpenAIBackend, bundled_model_path
+from kme_rag.backends import LlamaCppBackend, OpenAIBackend
 from kme_rag.errors import BackendError, BackendTimeoutError, ContextOverflowError
 
-from .conftest import free_port, wait_http
+from .conftest import free_port
 
 pytestmark = pytest.mark.slow
 
 EIFFEL = "The Eiffel Tower is located in the city of"
-THREADS = os.cpu_count() or 1  # as the local backend, so both compute the same logits
 
 
 @pytest.fixture(scope="module")
 def llama() -> LlamaCppBackend:
     return LlamaCppBackend()
-
-
-@pytest.fixture(scope="module")
-def llama_server() -> Iterator[str]:
-    """llama.cpp's own OpenAI-compatible server with the bundled model, on loopback."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(bundled_model_path()),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_threads",
-            str(THREADS),
-            "--n_threads_batch",
-            str(THREADS),
-            "--n_ctx",
-            "2048",
-            "--model_alias",
-            "gemma",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v1/models", process, timeout_s=120)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_local_model_knows_common_facts(llama: LlamaCppBackend) -> None:

@@ -3,13 +3,16 @@ from __future__ import annotations
 import kme_rag
 
 EXPECTED = {
+    "Answer",
     "Backend",
     "CallableBackend",
     "Edit",
     "EditMemory",
+    "EditorParams",
     "Embedder",
     "FactGraph",
     "KmeError",
+    "KnowledgeEditor",
     "LlamaCppBackend",
     "Message",
     "MiniLMEmbedder",
@@ -18,6 +21,7 @@ EXPECTED = {
     "Settings",
     "__version__",
     "make_backend",
+    "wrap",
 }
 
 
