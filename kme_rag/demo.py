@@ -2,10 +2,9 @@
 
 Opens an embedded store in a fresh temporary folder (or the one given with ``--store``),
 asks the bundled Gemma model a few factual questions, stores counterfactual edits, and
-shows what the memory holds: the edits, the fact graph, and which edit each question
-retrieves. Routing answers through the edits is the editing pipeline's job
-(:mod:`kme_rag.editor` once it lands); until then the "after" column shows the edit the
-question retrieves next to the model's unchanged answer.
+shows what the memory holds (the edits, their history, the fact graph), then asks the
+same questions again through the :class:`KnowledgeEditor`: before and after side by side,
+with the route each answer took and the edits it used.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kme_rag.backends import make_backend
+from kme_rag.editor import KnowledgeEditor
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.store import EditMemory
 from kme_rag.settings import Settings
@@ -28,8 +28,8 @@ __all__ = ["DEMO_EDITS", "DEMO_QUESTIONS", "run_demo"]
 DEMO_QUESTIONS = (
     "In which city is the Eiffel Tower located?",
     "What is the capital of Japan?",
-    "Which country is the Eiffel Tower in?",
-    "What is the capital of Canada?",
+    "What is the capital of France?",
+    "Where is the Louvre now?",
 )
 
 DEMO_EDITS: tuple[dict[str, object], ...] = (
@@ -81,13 +81,18 @@ def run_demo(settings: Settings, *, use_settings_store: bool = False) -> None:
     chain = next(memory.graph.paths("Tour Eiffel", "Italy"), [])
     console.print("  path Tour Eiffel → Italy: " + " ; ".join(e.statement for e in chain))
 
-    table = Table(title="Before the edits, and the edit each question retrieves")
+    editor = KnowledgeEditor(backend, memory)
+    table = Table(title="The same questions before and after the edits")
     table.add_column("question")
-    table.add_column("model answer (unedited)")
-    table.add_column("retrieved edit (score)")
+    table.add_column("before (unedited model)")
+    table.add_column("after (through the editor)")
+    table.add_column("route: edits used")
     for question in DEMO_QUESTIONS:
-        hit = memory.search(question, k=1)[0]
-        table.add_row(question, before[question], f"{hit.edit.statement} ({hit.score:.2f})")
+        after = editor.ask(question)
+        used = ", ".join(e.statement for e in after.edits) or "-"
+        table.add_row(
+            question, escape(before[question]), escape(after.text), f"{after.route}: {used}"
+        )
     console.print()
     console.print(table)
 

@@ -27,7 +27,14 @@ import numpy as np
 
 from kme_rag.backends import Backend, Message, qa_transcript
 from kme_rag.errors import ContextOverflowError, ValidationError
-from kme_rag.ike import DemoPool, IKEParams, chat_messages, demonstrations, fact_block
+from kme_rag.ike import (
+    DemoPool,
+    IKEParams,
+    chat_messages,
+    demonstrations,
+    fact_block,
+    question_block,
+)
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.store import EditMemory
 from kme_rag.scope.base import ScopeDecision, ScopeModel
@@ -37,6 +44,9 @@ __all__ = ["Answer", "EditorParams", "KnowledgeEditor", "Plan", "Route"]
 
 Route = Literal["passthrough", "ike", "multihop", "weights"]
 ANSWER_STOP = ("\n",)
+# After a prefilled object the answer is complete; the model may add a word or two
+# ("Kyoto City") but not a clause ("Rome, France").
+PREFILL_STOP = ("\n", ",", ".", ";", " and ", " but ")
 
 
 @dataclass(frozen=True)
@@ -142,7 +152,8 @@ class KnowledgeEditor:
             return Plan("passthrough", (), prompt=prompt, timings_ms=timings)
         edits, forced = decision.in_scope, self._prefill(decision.in_scope)
         text = self._head(vector, with_demos) + fact_block(edits, prompt) + forced
-        return Plan("ike", edits, prompt=text, prefill=forced, stop=ANSWER_STOP, timings_ms=timings)
+        stop = PREFILL_STOP if forced else ANSWER_STOP
+        return Plan("ike", edits, prompt=text, prefill=forced, stop=stop, timings_ms=timings)
 
     def plan_chat(
         self, messages: Sequence[Message], *, native: bool, with_demos: bool = True
@@ -162,8 +173,9 @@ class KnowledgeEditor:
             return Plan("ike", edits, messages=sent, timings_ms=timings)
         forced = self._prefill(edits)
         head = self._head(vector, with_demos) + qa_transcript(messages[:-1])
-        text = head + fact_block(edits, query) + forced
-        return Plan("ike", edits, prompt=text, prefill=forced, stop=ANSWER_STOP, timings_ms=timings)
+        text = head + question_block(edits, query) + forced
+        stop = PREFILL_STOP if forced else ANSWER_STOP
+        return Plan("ike", edits, prompt=text, prefill=forced, stop=stop, timings_ms=timings)
 
     # ---- running plans -------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ __all__ = [
     "demonstrations",
     "fact_block",
     "format_demo",
+    "question_block",
 ]
 
 DemoKind = Literal["copy", "update", "retain"]
@@ -78,6 +79,12 @@ def fact_block(edits: Sequence[Edit], query: str) -> str:
     characters), so a stored edit cannot open a block or a turn of its own.
     """
     return format_demo(" ".join(e.statement for e in edits), query)
+
+
+def question_block(edits: Sequence[Edit], question: str) -> str:
+    """The open block for a question to a base model: the fact, then the Q/A frame the
+    model answers best (``"New Fact: …\nQ: …\nA:"``)."""
+    return f"New Fact: {' '.join(e.statement for e in edits)}\nQ: {' '.join(question.split())}\nA:"
 
 
 def completion_prompt(demos: Sequence[Demo], edits: Sequence[Edit], query: str) -> str:

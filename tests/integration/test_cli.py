@@ -103,3 +103,24 @@ def test_import_counterfact_with_limit(tmp_path: Path, data_dir: Path) -> None:
     assert "imported 30 edits" in done.stdout
     listed = json.loads(kme(store, "edit", "list", "--json").stdout)
     assert len(listed) == 30 and listed[0]["source"].endswith("counterfact-edit.json#0")
+
+
+@pytest.mark.slow
+def test_ask_json_answers_through_the_editor(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    edit_id = kme(
+        store,
+        "edit",
+        "add",
+        "--subject",
+        "Eiffel Tower",
+        "--relation",
+        "{} is located in the city of",
+        "--new",
+        "Rome",
+    ).stdout.strip()
+    edited = json.loads(kme(store, "ask", "In which city is the Eiffel Tower?", "--json").stdout)
+    assert edited["route"] == "ike" and edited["edits"] == [edit_id]
+    assert edited["answer"].startswith("Rome") and edited["latency_ms"] > 0
+    other = json.loads(kme(store, "ask", "What is the capital of France?", "--json").stdout)
+    assert other["route"] == "passthrough" and other["edits"] == [] and "Paris" in other["answer"]

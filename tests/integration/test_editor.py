@@ -59,13 +59,14 @@ def test_out_of_scope_sends_the_exact_input(memory: EditMemory) -> None:
 
 
 def test_in_scope_question_gets_the_new_fact_and_the_new_object(memory: EditMemory) -> None:
-    model = Recorder(", the old imperial capital.")
+    model = Recorder(" City, the old imperial capital.")
     editor = KnowledgeEditor(CallableBackend(model), memory)
     answer = editor.ask("What is the capital city of Japan?")
     assert answer.route == "ike" and [e.target_new for e in answer.edits] == ["Kyoto"]
-    assert answer.text == "Kyoto, the old imperial capital."
-    assert model.prompts[-1].startswith("New Fact: The capital of Japan is Kyoto.\n")
-    assert model.prompts[-1].endswith("Prompt: What is the capital city of Japan? Kyoto")
+    assert answer.text == "Kyoto City"  # the continuation stops at the clause
+    assert model.prompts[-1] == (
+        "New Fact: The capital of Japan is Kyoto.\nQ: What is the capital city of Japan?\nA: Kyoto"
+    )
     cloze = editor.complete("The Eiffel Tower can be found in the city of")
     assert cloze.route == "ike" and cloze.text.startswith(" Rome")
 
