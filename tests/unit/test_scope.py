@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import numpy as np
+
+from kme_rag.ike import Demo, completion_prompt, question_block
+from kme_rag.memory.edit import parse_edit
+from kme_rag.memory.store import SearchHit
+from kme_rag.scope.base import mentions_subject
+from kme_rag.scope.similarity import SimilarityScope, balanced_threshold
+
+TOWER = parse_edit(
+    {
+        "subject": "Eiffel Tower",
+        "relation": "{} is in",
+        "target_new": "Rome",
+        "subject_aliases": ["Tour Eiffel"],
+    }
+)
+
+
+def test_subject_mention_is_whole_words_through_aliases() -> None:
+    assert mentions_subject("Where is the eiffel tower?", TOWER)
+    assert mentions_subject("Is the Tour-Eiffel tall?", TOWER)
+    assert not mentions_subject("Where is the Eiffel Towers Inn?", TOWER)
+    assert not mentions_subject("anything", parse_edit({"statement": "Free text."}))
+
+
+def test_similarity_scope_needs_mention_and_score() -> None:
+    scope = SimilarityScope(threshold=0.5, text_threshold=0.7)
+    text = parse_edit({"statement": "The Louvre moved to Lyon."})
+    hits = [SearchHit(TOWER, 0.8), SearchHit(text, 0.6)]
+    assert scope.decide("Where is the Eiffel Tower?", hits).in_scope == (TOWER,)
+    assert not scope.decide("Where is Big Ben?", hits).any  # high score, no mention
+    assert not scope.decide("Where is the Eiffel Tower?", [SearchHit(TOWER, 0.4)]).any
+    assert scope.decide("Where is the Louvre?", [SearchHit(text, 0.75)]).in_scope == (text,)
+
+
+def test_balanced_threshold_separates_when_it_can() -> None:
+    cut, acc = balanced_threshold(np.array([0.9, 0.8, 0.7]), np.array([0.1, 0.2, 0.65]))
+    assert cut == 0.7 and acc == 1.0
+
+
+def test_ike_prompts_read_as_the_paper_lays_them_out() -> None:
+    demos = [
+        Demo("copy", "A is in B.", "A is in", "B"),
+        Demo("retain", "A is in B.", "C is in", "D"),
+    ]
+    assert completion_prompt(demos, [TOWER], "The Eiffel Tower is in") == (
+        "New Fact: A is in B.\nPrompt: A is in B\n\n"
+        "New Fact: A is in B.\nPrompt: C is in D\n\n"
+        "New Fact: Eiffel Tower is in Rome.\nPrompt: The Eiffel Tower is in"
+    )
+    assert question_block([TOWER], "Where is\nit?") == (
+        "New Fact: Eiffel Tower is in Rome.\nQ: Where is it?\nA:"
+    )
