@@ -149,6 +149,9 @@ class MiniLMEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
+        # Idle workers must sleep, not spin: the llama.cpp call that follows a query
+        # needs the same cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(
             str(cached_onnx(path, cache)), options, providers=["CPUExecutionProvider"]
         )

@@ -1,0 +1,57 @@
+"""Render the `kme bench` summaries of one results folder as a Markdown table.
+
+    .venv/bin/python benchmarks/editing_table.py benchmarks/results/2026-11-25
+
+Reads every ``<dataset>-<method>.json`` there and writes ``editing.md`` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = ("efficacy", "generality", "locality", "locality_leak")
+
+
+def row(summary: dict[str, object]) -> str:
+    metrics: dict[str, float] = summary["metrics"]  # type: ignore[assignment]
+    latency: dict[str, float | None] = summary["latency_ms"]  # type: ignore[assignment]
+    cells = [str(summary["dataset"]), str(summary["method"]), str(summary["n"])]
+    cells += [f"{metrics[c] * 100:.1f}%" for c in COLUMNS]
+    cells += [
+        f"{latency['p50']:.0f} / {latency['p95']:.0f}",
+        str(latency["in_scope_ratio_p50"] or "-"),
+        str(latency["out_of_scope_ratio_p50"] or "-"),
+        str(summary["prompt_tokens_per_question"]),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    summaries = [json.loads(p.read_text()) for p in sorted(folder.glob("*-*.json"))]
+    summaries = [s for s in summaries if "metrics" in s]
+    lines = [
+        f"# Editing results, {folder.name}",
+        "",
+        "Local Gemma 3 270M (Q4_K_M) through llama.cpp, greedy, 16 new tokens, all edits",
+        "stored before asking (`--edits all`). Locality = answer identical to the unedited",
+        "model's own answer in the same run; leak = the new object appears in that answer.",
+        "Latency ratios are medians against the unedited model on the same prompts.",
+        "",
+        "| dataset | method | n | efficacy | generality | locality | leak | p50 / p95 ms "
+        "| in-scope ratio | out-of-scope ratio | prompt tokens |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[row(s) for s in summaries],
+        "",
+        "Commands:",
+        "",
+        *[f"- `{s['command']}` ({s['date']})" for s in summaries],
+    ]
+    (folder / "editing.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
