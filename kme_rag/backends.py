@@ -112,6 +112,14 @@ def qa_transcript(messages: Sequence[Message]) -> str:
     return "".join(parts)
 
 
+def qa_chat(
+    backend: Backend, messages: Sequence[Message], max_tokens: int, stop: Sequence[str]
+) -> str:
+    """Chat on a base model: complete the Q/A frame, stop at the next question."""
+    text = backend.complete(qa_prompt(messages), max_tokens=max_tokens, stop=[*QA_STOP, *stop])
+    return text.strip()
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """``text`` up to the first occurrence of any stop string."""
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=len(text))
@@ -243,8 +251,7 @@ class LlamaCppBackend:
                 )
             )
             return str(out["choices"][0]["message"]["content"] or "").strip()
-        text = self.complete(qa_prompt(messages), max_tokens=max_tokens, stop=[*QA_STOP, *stop])
-        return text.strip()
+        return qa_chat(self, messages, max_tokens, stop)
 
 
 class OpenAIBackend:
@@ -336,8 +343,7 @@ class OpenAIBackend:
     ) -> str:
         _check_request(max_tokens)
         if self._framing == "qa":
-            prompt = qa_prompt(messages)
-            return self.complete(prompt, max_tokens=max_tokens, stop=[*QA_STOP, *stop]).strip()
+            return qa_chat(self, messages, max_tokens, stop)
         out = self._call(
             lambda: self._client.chat.completions.create(
                 model=self.model,
@@ -402,8 +408,7 @@ class CallableBackend:
         if self._chat_fn is not None:
             chat_fn = self._chat_fn
             return cut_at_stop(self._call(lambda: chat_fn(messages)), stop).strip()
-        text = self.complete(qa_prompt(messages), max_tokens=max_tokens, stop=[*QA_STOP, *stop])
-        return text.strip()
+        return qa_chat(self, messages, max_tokens, stop)
 
 
 def make_backend(settings: Settings) -> Backend:

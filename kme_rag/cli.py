@@ -167,10 +167,7 @@ def edit_import(
     edits = read_edits(file, kind, limit)
     start = time.perf_counter()
     with tqdm(total=len(edits), unit="edit", file=sys.stderr) as bar:
-        if kind == "jsonl":
-            done = memory.restore(edits, progress=bar.update)
-        else:
-            done = memory.add_many(edits, progress=bar.update)
+        done = memory.import_edits(edits, kind, progress=bar.update)
     elapsed = time.perf_counter() - start
     typer.echo(f"imported {len(done)} edits in {elapsed:.1f} s")
 

@@ -470,7 +470,13 @@ class EditMemory:
         from kme_rag.memory.formats import detect_format
 
         fmt = fmt or detect_format(path)
-        edits = read_edits(path, fmt, limit)
+        return self.import_edits(read_edits(path, fmt, limit), fmt, progress=progress)
+
+    def import_edits(
+        self, edits: Sequence[Edit], fmt: Format, *, progress: Progress | None = None
+    ) -> list[Edit]:
+        """Store edits read from a file of format ``fmt``: JSONL is restored exactly as it
+        was exported; the public formats are added as one new change."""
         if fmt == "jsonl":
             return self.restore(edits, progress=progress)
         return self.add_many(edits, progress=progress)
