@@ -16,6 +16,7 @@ Matching is one function, :func:`contains_answer`, on normalised text.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import statistics
 import string
@@ -27,6 +28,7 @@ from typing import Any, Literal
 
 from kme_rag.backends import Backend, Message
 from kme_rag.editor import Answer, KnowledgeEditor
+from kme_rag.errors import ValidationError
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.formats import counterfact_edit, zsre_edit
 from kme_rag.memory.store import EditMemory
@@ -42,6 +44,8 @@ __all__ = [
     "summarise",
     "zsre_cases",
 ]
+
+log = logging.getLogger(__name__)
 
 PromptKind = Literal["cloze", "question"]
 ZSRE_EVAL = range(500, 1000)  # records 0-499 are the zsRE training part
@@ -91,20 +95,22 @@ def counterfact_cases(path: Path, n: int) -> list[Case]:
 
 
 def zsre_cases(path: Path, n: int, records: range = ZSRE_EVAL) -> list[Case]:
-    """zsRE cases from the evaluation records only (500-999 unless told otherwise)."""
+    """zsRE cases from the evaluation records only (500-999 unless told otherwise).
+
+    Records that are not a valid edit (two in 500-999 have an empty new answer) are
+    skipped with a warning, so ``n=500`` yields the 498 valid ones.
+    """
     data = json.loads(path.read_text(encoding="utf-8"))
-    chosen = [i for i in records if i < len(data)][:n]
-    return [
-        Case(
-            str(i),
-            zsre_edit(data[i], f"bench:{path.name}", i),
-            "question",
-            data[i]["src"],
-            data[i]["rephrase"],
-            data[i]["loc"],
-        )
-        for i in chosen
-    ]
+    cases = []
+    for i in (i for i in records if i < len(data)):
+        try:
+            edit = zsre_edit(data[i], f"bench:{path.name}", i)
+        except ValidationError as exc:
+            log.warning("skipping zsRE record %d: %s", i, exc.message)
+            continue
+        r = data[i]
+        cases.append(Case(str(i), edit, "question", r["src"], r["rephrase"], r["loc"]))
+    return cases[:n]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
