@@ -18,6 +18,7 @@ wrappers around a user's own client can send the planned input with the user's o
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from kme_rag.ike import (
     question_block,
 )
 from kme_rag.memory.edit import Edit
-from kme_rag.memory.store import EditMemory
+from kme_rag.memory.store import EditMemory, SearchHit
 from kme_rag.scope.base import ScopeDecision, ScopeModel
 from kme_rag.scope.similarity import SimilarityScope
 
@@ -98,6 +99,29 @@ class EditorParams:
     ike: IKEParams = field(default_factory=lambda: IKEParams(k_copy=0, k_update=0, k_retain=0))
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def last_sentence(text: str) -> str:
+    """The last sentence of ``text`` (the part that asks), or ``text`` when it has one.
+
+    ``"He was a poet. Edwin of Northumbria is a citizen of"`` → ``"Edwin of Northumbria is
+    a citizen of"``: a leading unrelated sentence dilutes the whole query's embedding.
+    """
+    parts = [p for p in _SENTENCE_END.split(text.strip()) if p.strip()]
+    return parts[-1] if len(parts) > 1 else text
+
+
+def merge_hits(results: Sequence[Sequence[SearchHit]], k: int) -> list[SearchHit]:
+    """Hits from several searches, each edit once with its best score, best first."""
+    best: dict[str, SearchHit] = {}
+    for hits in results:
+        for hit in hits:
+            if hit.edit.id not in best or hit.score > best[hit.edit.id].score:
+                best[hit.edit.id] = hit
+    return sorted(best.values(), key=lambda h: -h.score)[:k]
+
+
 class KnowledgeEditor:
     """Wraps a backend and an edit memory; ``ask``, ``complete`` and ``chat`` apply edits."""
 
@@ -122,8 +146,14 @@ class KnowledgeEditor:
         if not query.strip():
             raise ValidationError(f"expected a non-empty query, got {query!r}")
         start = time.perf_counter()
-        vector = self.memory.embedder.embed([query])  # (1, dim)
-        hits = self.memory.search(query, k=self.params.k, vector=vector)
+        focus = last_sentence(query)
+        texts = [query] if focus == query else [query, focus]
+        vectors = self.memory.embedder.embed(texts)  # (1 or 2, dim)
+        hits = merge_hits(
+            [self.memory.search(query, k=self.params.k, vector=v[None]) for v in vectors],
+            self.params.k,
+        )
+        vector = vectors[:1]
         timings["retrieve_ms"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
         if self.params.gate:

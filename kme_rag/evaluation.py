@@ -38,6 +38,7 @@ __all__ = [
     "PromptKind",
     "contains_answer",
     "counterfact_cases",
+    "locality_conflicts",
     "normalise_answer",
     "percentile",
     "run_cases",
@@ -163,12 +164,17 @@ def run_cases(
     ``all`` stores every case's edit before asking anything; ``one`` stores each case's
     edit alone and undoes it afterwards. ``editor=None`` evaluates the unedited model.
     """
+    conflicts = locality_conflicts(cases) if edits_mode == "all" else set()
     if editor is not None and edits_mode == "all":
         memory.add_many([c.edit for c in cases])
     for case in cases:
         if editor is not None and edits_mode == "one":
             memory.add(case.edit)
-        row: dict[str, Any] = {"case_id": case.case_id, "target_new": case.edit.target_new}
+        row: dict[str, Any] = {
+            "case_id": case.case_id,
+            "target_new": case.edit.target_new,
+            "locality_names_stored_subject": case.case_id in conflicts,
+        }
         for probe in ("prompt", "paraphrase", "locality"):
             text = getattr(case, probe)
             start = time.perf_counter()
@@ -186,6 +192,25 @@ def run_cases(
         yield row
 
 
+def locality_conflicts(cases: Sequence[Case]) -> set[str]:
+    """Cases whose locality prompt names the subject of *another* case's edit.
+
+    With every edit stored at once, such a prompt is no longer unrelated: CounterFact's
+    neighbourhood prompt "Windows 98, a product of" becomes in scope when another case
+    edits Windows 98's maker. Decided from the data alone, never from the editor.
+    """
+    from kme_rag.scope.base import mentions_subject
+
+    return {
+        case.case_id
+        for case in cases
+        if any(
+            other.case_id != case.case_id and mentions_subject(case.locality, other.edit)
+            for other in cases
+        )
+    }
+
+
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Metrics, counts, latency and token figures from :func:`run_cases` rows."""
     n = len(rows)
@@ -194,6 +219,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return [contains_answer(r[probe]["text"], r["target_new"]) for r in rows]
 
     same = [r["locality"]["text"] == r["locality"]["reference"] for r in rows]
+    clean = [
+        s for s, r in zip(same, rows, strict=True) if not r.get("locality_names_stored_subject")
+    ]
     leak = [contains_answer(r["locality"]["text"], r["target_new"]) for r in rows]
     probes = [r[p] for r in rows for p in ("prompt", "paraphrase", "locality")]
     in_scope = [p for p in probes if p["route"] not in ("passthrough", "none")]
@@ -213,6 +241,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "generality": round(sum(hit("paraphrase")) / n, 4) if n else 0.0,
             "locality": round(sum(same) / n, 4) if n else 0.0,
             "locality_leak": round(sum(leak) / n, 4) if n else 0.0,
+            "locality_unrelated": round(sum(clean) / len(clean), 4) if clean else 0.0,
         },
         "counts": {
             "cases": n,
@@ -220,6 +249,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "generality": sum(hit("paraphrase")),
             "locality_same": sum(same),
             "locality_leak": sum(leak),
+            "locality_unrelated_cases": len(clean),
+            "locality_unrelated_same": sum(clean),
             "routed_in_scope": len(in_scope),
             "routed_out_of_scope": len(out_scope),
         },

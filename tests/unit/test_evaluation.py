@@ -60,7 +60,23 @@ def test_summarise_counts_each_metric() -> None:
         "generality": 0.5,
         "locality": 0.5,
         "locality_leak": 0.5,
+        "locality_unrelated": 0.5,
     }
     assert summary["counts"]["routed_in_scope"] == 5
     assert summary["latency_ms"]["in_scope_ratio_p50"] == 2.0
     assert summary["latency_ms"]["out_of_scope_ratio_p50"] == 1.05
+
+
+def test_locality_prompts_naming_another_stored_subject_are_flagged() -> None:
+    from kme_rag.evaluation import Case, locality_conflicts
+    from kme_rag.memory.edit import parse_edit
+
+    def case(i: str, subject: str, locality: str) -> Case:
+        edit = parse_edit({"subject": subject, "relation": "{} is made by", "target_new": "X"})
+        return Case(i, edit, "cloze", f"{subject} is made by", f"{subject} comes from", locality)
+
+    cases = [
+        case("1", "Windows 98", "Windows 98, a product of"),
+        case("2", "iPod", "Windows 98 is by"),
+    ]
+    assert locality_conflicts(cases) == {"2"}  # its own subject does not count

@@ -53,3 +53,13 @@ def test_ike_prompts_read_as_the_paper_lays_them_out() -> None:
     assert question_block([TOWER], "Where is\nit?") == (
         "New Fact: Eiffel Tower is in Rome.\nQ: Where is it?\nA:"
     )
+
+
+def test_last_sentence_and_merged_hits() -> None:
+    from kme_rag.editor import last_sentence, merge_hits
+
+    assert last_sentence("It rained. Paris is the capital of") == "Paris is the capital of"
+    assert last_sentence("One sentence only") == "One sentence only"
+    text = parse_edit({"statement": "Free text."})
+    merged = merge_hits([[SearchHit(TOWER, 0.4)], [SearchHit(TOWER, 0.7), SearchHit(text, 0.5)]], 5)
+    assert [(h.edit.id, h.score) for h in merged] == [(TOWER.id, 0.7), (text.id, 0.5)]
