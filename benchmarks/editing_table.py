@@ -19,6 +19,8 @@ def row(summary: dict[str, object]) -> str:
     latency: dict[str, float | None] = summary["latency_ms"]  # type: ignore[assignment]
     cells = [str(summary["dataset"]), str(summary["method"]), str(summary["n"])]
     cells += [f"{metrics[c] * 100:.1f}%" for c in COLUMNS]
+    unrelated = metrics.get("locality_unrelated")
+    cells.append(f"{unrelated * 100:.1f}%" if unrelated is not None else "-")
     cells += [
         f"{latency['p50']:.0f} / {latency['p95']:.0f}",
         str(latency["in_scope_ratio_p50"] or "-"),
@@ -38,11 +40,13 @@ def main() -> None:
         "Local Gemma 3 270M (Q4_K_M) through llama.cpp, greedy, 16 new tokens, all edits",
         "stored before asking (`--edits all`). Locality = answer identical to the unedited",
         "model's own answer in the same run; leak = the new object appears in that answer.",
-        "Latency ratios are medians against the unedited model on the same prompts.",
+        "'Locality, unrelated' leaves out locality prompts that name the subject of another",
+        "stored edit (with all edits stored they are in scope of it). Latency ratios are",
+        "medians against the unedited model on the same prompts, in the same run.",
         "",
-        "| dataset | method | n | efficacy | generality | locality | leak | p50 / p95 ms "
-        "| in-scope ratio | out-of-scope ratio | prompt tokens |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| dataset | method | n | efficacy | generality | locality | leak | locality, unrelated "
+        "| p50 / p95 ms | in-scope ratio | out-of-scope ratio | prompt tokens |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[row(s) for s in summaries],
         "",
         "Commands:",
