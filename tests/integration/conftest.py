@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,21 @@ def wait_http(url: str, process: subprocess.Popen[bytes] | None, timeout_s: floa
     raise RuntimeError(f"{url} did not answer within {timeout_s} s")
 
 
+@contextmanager
+def serve(
+    command: list[str], port: int, ready_path: str, log: Path, timeout_s: float = 60
+) -> Iterator[None]:
+    """Run a server process until the block ends, once ``ready_path`` answers 200."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{port}{ready_path}", process, timeout_s)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Chroma server on loopback for the whole run."""
@@ -58,54 +74,28 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
     folder = tmp_path_factory.mktemp("chroma-server")
     port = free_port()
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(
-        [chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", process, timeout_s=60)
+    command = [chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1"]
+    with serve([*command, "--port", str(port)], port, "/api/v2/heartbeat", folder / "log"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="session")
-def llama_server() -> Iterator[str]:
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama.cpp's own OpenAI-compatible server with the bundled model, on loopback."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(bundled_model_path()),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_threads",
-            str(THREADS),
-            "--n_threads_batch",
-            str(THREADS),
-            "--n_ctx",
-            "2048",
-            "--model_alias",
-            "gemma",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v1/models", process, timeout_s=120)
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path())]
+    options = {
+        "host": "127.0.0.1",
+        "port": port,
+        "n_threads": THREADS,
+        "n_threads_batch": THREADS,
+        "n_ctx": 2048,
+        "model_alias": "gemma",
+    }
+    command += [part for name, value in options.items() for part in (f"--{name}", str(value))]
+    log = tmp_path_factory.mktemp("llama-server") / "log"
+    with serve(command, port, "/v1/models", log, timeout_s=120):
         yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(params=["embedded", "http"])
