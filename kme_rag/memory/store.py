@@ -25,7 +25,7 @@ import numpy as np
 from kme_rag.errors import EditNotFoundError, NothingToUndoError, StoreError, ValidationError
 from kme_rag.memory.edit import Edit, EditStatus, new_change_id, normalise_name
 from kme_rag.memory.embedder import Embedder, MiniLMEmbedder
-from kme_rag.memory.formats import Format, read_edits, write_jsonl
+from kme_rag.memory.formats import Format, detect_format, read_edits, write_jsonl
 from kme_rag.memory.graph import FactGraph
 
 if TYPE_CHECKING:
@@ -467,8 +467,6 @@ class EditMemory:
         progress: Progress | None = None,
     ) -> list[Edit]:
         """Import a file: JSONL is restored as exported, the other formats are one new change."""
-        from kme_rag.memory.formats import detect_format
-
         fmt = fmt or detect_format(path)
         return self.import_edits(read_edits(path, fmt, limit), fmt, progress=progress)
 
