@@ -19,11 +19,14 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from kme_rag.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from kme_rag.settings import Settings
 
 __all__ = ["Embedder", "EmbedderRuntime", "MiniLMEmbedder", "default_embedder_path"]
 
@@ -175,6 +178,16 @@ class MiniLMEmbedder:
                 return np.asarray(module(*tensors).numpy(), dtype=np.float32)
 
         return forward
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MiniLMEmbedder:
+        """The embedder the settings describe (model folder, runtime, cache, threads)."""
+        return cls(
+            settings.embedder_path,
+            runtime=settings.embedder_runtime,
+            cache_dir=settings.cache_dir,
+            threads=settings.embed_threads,
+        )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:

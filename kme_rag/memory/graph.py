@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 import networkx as nx
 
 from kme_rag.memory.edit import Edit, normalise_name
+from kme_rag.memory.mention import STOP_WORDS, name_tokens
 
 __all__ = ["FactGraph"]
 
@@ -25,6 +26,8 @@ class FactGraph:
         self._alias: dict[str, str] = {}  # normalised alias -> node key
         self._by_key: dict[tuple[str, str], Edit] = {}  # (subject node, relation) -> edit
         self._key_of: dict[str, tuple[str, str]] = {}  # edit id -> its (node, relation)
+        self._by_tokens: dict[tuple[str, ...], set[str]] = {}  # name's word tokens -> nodes
+        self._longest = 0  # the most word tokens any name has
         for edit in sorted(edits, key=lambda e: e.change_id):
             self.add(edit)
 
@@ -50,6 +53,10 @@ class FactGraph:
         for alias in (name, *aliases):
             names.add(alias)
             self._alias.setdefault(normalise_name(alias), key)
+            tokens = tuple(name_tokens(alias))
+            if any(t not in STOP_WORDS for t in tokens):
+                self._by_tokens.setdefault(tokens, set()).add(key)
+                self._longest = max(self._longest, len(tokens))
         return key
 
     def add(self, edit: Edit) -> None:
@@ -92,6 +99,20 @@ class FactGraph:
         if node is None:
             return []
         return [data["edit"] for _, _, data in self.graph.out_edges(node, data=True)]
+
+    def mentioned(self, text: str) -> list[Edit]:
+        """Every active edited fact whose subject ``text`` names (by name or alias, as
+        whole words): "Where is the Eiffel Tower?" → the Eiffel Tower's facts."""
+        tokens = name_tokens(text)
+        nodes: set[str] = set()
+        for n in range(1, min(self._longest, len(tokens)) + 1):
+            for i in range(len(tokens) - n + 1):
+                nodes |= self._by_tokens.get(tuple(tokens[i : i + n]), set())
+        return [
+            data["edit"]
+            for node in sorted(nodes)
+            for _, _, data in self.graph.out_edges(node, data=True)
+        ]
 
     def paths(self, source: str, target: str, max_hops: int = 4) -> Iterator[list[Edit]]:
         """Chains of edited facts leading from ``source`` to ``target``, shortest first."""

@@ -27,6 +27,7 @@ from kme_rag.memory.edit import Edit, EditStatus, new_change_id, normalise_name
 from kme_rag.memory.embedder import Embedder, MiniLMEmbedder
 from kme_rag.memory.formats import Format, detect_format, read_edits, write_jsonl
 from kme_rag.memory.graph import FactGraph
+from kme_rag.memory.mention import last_sentence
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     from kme_rag.settings import Settings
 
-__all__ = ["EditMemory", "SearchHit", "UndoResult", "open_chroma"]
+__all__ = ["EditMemory", "SearchHit", "UndoResult", "merge_hits", "open_chroma"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,16 @@ class SearchHit:
 
     edit: Edit
     score: float
+
+
+def merge_hits(results: Iterable[Sequence[SearchHit]], k: int | None = None) -> list[SearchHit]:
+    """Hits from several searches, each edit once with its best score, best first."""
+    best: dict[str, SearchHit] = {}
+    for hits in results:
+        for hit in hits:
+            if hit.edit.id not in best or hit.score > best[hit.edit.id].score:
+                best[hit.edit.id] = hit
+    return sorted(best.values(), key=lambda h: -h.score)[:k]
 
 
 @dataclass(frozen=True)
@@ -151,12 +162,7 @@ class EditMemory:
         from kme_rag.settings import Settings
 
         settings = settings or Settings()
-        embedder = embedder or MiniLMEmbedder(
-            settings.embedder_path,
-            runtime=settings.embedder_runtime,
-            cache_dir=settings.cache_dir,
-            threads=settings.embed_threads,
-        )
+        embedder = embedder or MiniLMEmbedder.from_settings(settings)
         return cls(
             open_chroma(settings),
             embedder=embedder,
@@ -263,6 +269,41 @@ class EditMemory:
             SearchHit(Edit.from_metadata(i, m), 1.0 - d)
             for i, m, d in zip(ids, metas, dists, strict=True)
         ]
+
+    def candidates(self, query: str, k: int = 4) -> list[SearchHit]:
+        """The edits a query may touch, for the scope step: the ``k`` nearest to the whole
+        query, the ``k`` nearest to its last sentence, and every edit whose subject the
+        query names (from the fact graph), each once, best similarity first.
+
+        Naming a subject is what most in-scope queries do, and a subject found by name is
+        found however many edits are stored; the two searches catch paraphrases that name
+        it differently and unstructured edits.
+        """
+        if not query.strip():
+            raise ValidationError(f"expected a non-empty query, got {query!r}")
+        focus = last_sentence(query)
+        texts = [query] if focus == query else [query, focus]
+        vectors = self.embedder.embed(texts)  # (1 or 2, dim), unit rows
+        found = [self.search(query, k=k, vector=v[None]) for v in vectors]
+        seen = {h.edit.id for hits in found for h in hits}
+        named = [
+            e
+            for e in self.graph.mentioned(query)
+            if e.id not in seen and e.namespace == self.namespace
+        ]
+        if named:
+            stored = self._embeddings([e.id for e in named])  # (named, dim)
+            scores = (stored @ vectors.T).max(axis=1)  # best cosine over query and focus
+            found.append([SearchHit(e, float(s)) for e, s in zip(named, scores, strict=True)])
+        return merge_hits(found)
+
+    def _embeddings(self, ids: list[str]) -> np.ndarray:
+        try:
+            got = self._collection.get(ids=ids, include=["embeddings"])
+        except Exception as exc:
+            raise StoreError(f"reading the edit store failed: {exc}") from exc
+        by_id = dict(zip(got["ids"], got["embeddings"], strict=True))  # type: ignore[arg-type]
+        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
 
     def _query(
         self, vector: np.ndarray, n: int, where: dict[str, Any] | None

@@ -1,0 +1,211 @@
+"""Where a text names an entity: word tokens, exact and partial mentions, masking.
+
+Pure functions over strings. A *mention* of a name is the name's word tokens appearing
+contiguously in the text's word tokens (NFKC, case-folded), so ``"Tour-Eiffel"`` matches
+``"tour eiffel"`` and ``"Eiffel Towers"`` does not match ``"Eiffel Tower"``. The scope
+classifier reads its features from :class:`Mention`; the fact graph indexes names by
+their tokens to find the stored subjects a query names.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "FUNCTION_WORDS",
+    "MASK",
+    "STOP_WORDS",
+    "Mention",
+    "find_mention",
+    "last_sentence",
+    "name_tokens",
+    "token_spans",
+]
+
+MASK = "X"  # what a masked mention becomes: "X is a citizen of"
+# A word, keeping inner apostrophes ("you're" is not "you" + "re") but not a possessive
+# "'s" ("Darrieux's" names "Darrieux").
+_WORD = re.compile(r"\w+(?:['\u2019](?![sS]\b)\w+)*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# Too common to count as naming an entity on their own ("the", "of" in "Bank of America").
+STOP_WORDS = frozenset(
+    {"a", "an", "and", "de", "del", "der", "des", "di", "du", "for", "in", "la", "le", "of"}
+    | {"on", "the", "to", "von"}
+)
+
+NAME_JOINERS = frozenset({"of", "de", "du", "von", "van", "der", "di", "da"})
+FUNCTION_WORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "people",
+        "since",
+        "that",
+        "the",
+        "their",
+        "there",
+        "these",
+        "this",
+        "those",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+    }
+)
+
+
+def name_tokens(text: str) -> list[str]:
+    """A name's word tokens: ``"The Tour-Eiffel"`` → ``["the", "tour", "eiffel"]``."""
+    return [m.group().casefold() for m in _WORD.finditer(unicodedata.normalize("NFKC", text))]
+
+
+def token_spans(text: str) -> list[tuple[str, int, int]]:
+    """(token, start, end) for each word of ``text`` (offsets into the NFKC form)."""
+    norm = unicodedata.normalize("NFKC", text)
+    return [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(norm)]
+
+
+def last_sentence(text: str) -> str:
+    """The last sentence or line of ``text`` (the part that asks), or ``text`` when it
+    has one.
+
+    ``"He was a poet. Edwin of Northumbria is a citizen of"`` → ``"Edwin of Northumbria is
+    a citizen of"``: a leading unrelated sentence dilutes the whole query's embedding.
+    """
+    parts = [p for p in _SENTENCE_END.split(text.strip()) if p.strip()]
+    return parts[-1] if len(parts) > 1 else text
+
+
+def _find(tokens: Sequence[str], name: Sequence[str]) -> int | None:
+    """The index where ``name`` occurs contiguously in ``tokens``, or None."""
+    n = len(name)
+    if n == 0:
+        return None
+    for i in range(len(tokens) - n + 1):
+        if tokens[i] == name[0] and list(tokens[i : i + n]) == list(name):
+            return i
+    return None
+
+
+@dataclass(frozen=True)
+class Mention:
+    """How a text names an entity.
+
+    ``exact``: one of the names occurs whole. ``overlap``: the share of the best name's
+    content words found in the text (1.0 when exact). ``extended``: the exact mention runs
+    on into another capitalised word or number ("Windows" in "Windows 98"), so it probably
+    names a different entity. ``masked``: the text with the mention (or, when partial,
+    each run of the name's words) replaced by :data:`MASK`.
+    """
+
+    exact: bool
+    overlap: float
+    extended: bool
+    masked: str
+    start: int = -1  # where the exact mention starts and ends in the NFKC text (-1: none)
+    end: int = -1
+
+    @property
+    def any(self) -> bool:
+        return self.overlap > 0
+
+
+def _capitalised(token_text: str) -> bool:
+    return token_text[:1].isupper() or token_text[:1].isdigit()
+
+
+def _extends(norm: str, spans: list[tuple[str, int, int]], at: int, n: int) -> bool:
+    """Whether the mention at tokens ``at .. at+n`` runs on, across one space at most,
+    into a capitalised word or a number ("Jill Ireland" for "Ireland"; a sentence's first
+    word counts unless it is a function word: "In Ireland"), or is joined to one by "of"
+    ("Louis I of Spain")."""
+    last = at + n - 1
+    if last + 1 < len(spans):
+        _, start, end = spans[last + 1]
+        if start - spans[last][2] <= 1 and _capitalised(norm[start:end]):
+            return True
+    if at > 1 and spans[at - 1][0] in NAME_JOINERS:  # "Luke of Prague", "Palace of Athens"
+        _, start, end = spans[at - 2]
+        if _capitalised(norm[start:end]) and not (at == 2 and spans[0][0] in FUNCTION_WORDS):
+            return True
+    if at > 0:
+        word, start, end = spans[at - 1]
+        starts_sentence = at == 1 and word in FUNCTION_WORDS  # "In Paris", "What Paris"
+        if spans[at][1] - end <= 1 and _capitalised(norm[start:end]) and not starts_sentence:
+            return True
+    return False
+
+
+def find_mention(text: str, names: Iterable[str]) -> Mention:
+    """How ``text`` names any of ``names`` (a subject and its aliases)."""
+    norm = unicodedata.normalize("NFKC", text)
+    spans = token_spans(norm)
+    tokens = [t for t, _, _ in spans]
+    best: Mention = Mention(False, 0.0, False, norm)
+    for name in names:
+        wanted = name_tokens(name)
+        at = _find(tokens, wanted)
+        if at is not None:
+            start, end = spans[at][1], spans[at + len(wanted) - 1][2]
+            extended = _extends(norm, spans, at, len(wanted))
+            return Mention(True, 1.0, extended, norm[:start] + MASK + norm[end:], start, end)
+        content = {t for t in wanted if t not in STOP_WORDS}
+        found = [i for i, t in enumerate(tokens) if t in content]
+        overlap = len({tokens[i] for i in found}) / len(content) if content else 0.0
+        if overlap > best.overlap:
+            best = Mention(False, overlap, False, _mask_runs(norm, spans, set(found)))
+    return best
+
+
+def _mask_runs(norm: str, spans: list[tuple[str, int, int]], marked: set[int]) -> str:
+    """``norm`` with each run of marked tokens (and the gaps between them) masked."""
+    out, cursor, i = [], 0, 0
+    while i < len(spans):
+        if i not in marked:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(spans) and j + 1 in marked:
+            j += 1
+        out += [norm[cursor : spans[i][1]], MASK]
+        cursor = spans[j][2]
+        i = j + 1
+    return "".join(out) + norm[cursor:]
