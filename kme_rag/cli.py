@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 edit_app = typer.Typer(help="Add, inspect, undo, import and export edits.", no_args_is_help=True)
 app.add_typer(edit_app, name="edit")
+scope_app = typer.Typer(help="Train and evaluate the scope classifier.", no_args_is_help=True)
+app.add_typer(scope_app, name="scope")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -237,6 +239,119 @@ def demo(ctx: typer.Context) -> None:
     run_demo(_settings(ctx), use_settings_store=given)
 
 
+@scope_app.command("train")
+def scope_train(
+    ctx: typer.Context,
+    out: Path | None = typer.Option(None, help="Weights file (.npz; the card goes beside)."),
+    seed: int = typer.Option(0, help="Seed for sampling, the split and torch."),
+) -> None:
+    """Train the scope classifier on the training splits under KME_DATA_DIR; by default
+    this rewrites the weights shipped in the package."""
+    from kme_rag.memory.embedder import MiniLMEmbedder
+    from kme_rag.scope.classifier import SHIPPED_WEIGHTS
+    from kme_rag.scope.training import TrainParams, train_scope
+
+    settings = _settings(ctx)
+    _require_data(settings.data_dir)
+    weights = train_scope(
+        settings.data_dir,
+        MiniLMEmbedder.from_settings(settings),
+        out or SHIPPED_WEIGHTS,
+        TrainParams(seed=seed),
+    )
+    _echo_json({"weights": str(out or SHIPPED_WEIGHTS), **weights.card["validation"]})
+
+
+@scope_app.command("eval")
+def scope_eval(
+    ctx: typer.Context,
+    data: Path | None = typer.Option(None, help="CounterFact-format file [the evaluation split]."),
+    edits: int = typer.Option(1000, help="How many of the file's records to store as edits."),
+    queries: int = typer.Option(1000, help="How many of the stored edits to ask about."),
+    unrelated: int = typer.Option(500, help="Unrelated questions (zsRE evaluation loc)."),
+    k: int = typer.Option(4, help="Nearest edits retrieved per search."),
+    weights: Path | None = typer.Option(None, help="Weights to evaluate [the shipped ones]."),
+    out: Path | None = typer.Option(None, help="Also write the full result JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Recall and specificity of the scope classifier (and the similarity baseline) with
+    EDITS edits stored at once, on held-out CounterFact-format records."""
+    import platform
+    import tempfile
+    from datetime import datetime, timezone
+
+    from tqdm import tqdm
+
+    from kme_rag.scope.base import ScopeModel
+    from kme_rag.scope.classifier import ScopeWeights, TrainedScope
+    from kme_rag.scope.evaluate import evaluate_scope
+    from kme_rag.scope.similarity import SimilarityScope
+
+    settings = _settings(ctx)
+    path = data or settings.data_dir / "counterfact" / "counterfact-edit.json"
+    if not path.is_file():
+        raise ValidationError(f"expected a CounterFact-format file, got {str(path)!r}")
+    if not 1 <= queries <= edits:
+        raise ValidationError(f"expected 1 <= --queries <= --edits, got {queries} and {edits}")
+    records = json.loads(path.read_text())[:edits]
+    zsre = settings.data_dir / "zsre" / "zsre_mend_train-1k.json"
+    loc = [r["loc"].removeprefix("nq question: ") for r in json.loads(zsre.read_text())[500:]]
+    store = Path(tempfile.mkdtemp(prefix="kme-scope-eval-"))
+    memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
+    loaded = ScopeWeights.load(weights) if weights else ScopeWeights.load()
+    models: list[ScopeModel] = [TrainedScope(memory.embedder, loaded), SimilarityScope()]
+    total = 2 * min(queries, len(records)) + queries + unrelated
+    with tqdm(total=total, unit="query", file=sys.stderr, desc="scope eval") as bar:
+        result = evaluate_scope(
+            memory,
+            records,
+            models,
+            queries=queries,
+            unrelated=loc[:unrelated],
+            k=k,
+            progress=bar.update,
+        )
+    main_model = result["models"]["classifier"]
+    summary = {
+        "recall": main_model["recall"],
+        "specificity": main_model["specificity"],
+        "threshold": main_model["threshold"],
+        "latency_ms": main_model["latency_ms"],
+        "n_in": result["n_in"],
+        "n_out": result["n_out"],
+        "baseline": {
+            key: result["models"]["similarity"][key]
+            for key in ("recall", "specificity", "threshold", "latency_ms")
+        },
+    }
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        full = {
+            **summary,
+            **result,
+            "data": str(path),
+            "command": " ".join(["kme", *sys.argv[1:]]),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": platform.platform(),
+        }
+        out.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        _echo_json(summary)
+        return
+    for name, row in (("classifier", summary), ("similarity baseline", summary["baseline"])):
+        typer.echo(
+            f"{name}: recall {row['recall']:.2%}, specificity {row['specificity']:.2%}, "
+            f"decision p50 {row['latency_ms']['p50']} ms"
+        )
+
+
+def _require_data(data_dir: Path) -> None:
+    if not (data_dir / "counterfact" / "counterfact-train.json").is_file():
+        raise ValidationError(
+            f"expected the training data under {str(data_dir)!r} (set KME_DATA_DIR)"
+        )
+
+
 def main() -> None:
     """Entry point of the ``kme`` script."""
     import pydantic
@@ -264,6 +379,7 @@ def bench(
     data: Path | None = typer.Option(None, help="Evaluate this file instead (same format)."),
     max_tokens: int = typer.Option(16, help="Tokens generated per answer."),
     ike_demos: int = typer.Option(4, help="Demonstrations per prompt for --method ike."),
+    scope: str = typer.Option("classifier", help="kme's scope step: classifier or similarity."),
 ) -> None:
     """Evaluate a method on CounterFact or zsRE (evaluation splits), greedy decoding."""
     import os
@@ -286,6 +402,7 @@ def bench(
     _check_choice("dataset", dataset, ("counterfact", "zsre"))
     _check_choice("method", method, ("none", "ike", "kme"))
     _check_choice("edits", edits, ("one", "all"))
+    _check_choice("scope", scope, ("classifier", "similarity"))
     settings = _settings(ctx)
     cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
     store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
@@ -298,6 +415,7 @@ def bench(
         settings.data_dir,
         max_tokens=max_tokens,
         ike_demos=ike_demos,
+        scope=cast(Literal["classifier", "similarity"], scope),
     )
     rows = []
     cases_path = out.with_suffix(".cases.jsonl")
@@ -317,6 +435,7 @@ def bench(
     summary = {
         "dataset": dataset,
         "method": method,
+        "scope": scope if method == "kme" else None,
         "model": backend.name,
         "n": len(rows),
         "edits_mode": edits,

@@ -17,11 +17,10 @@ import numpy as np
 
 from kme_rag.memory.embedder import Embedder
 from kme_rag.memory.formats import counterfact_edit, zsre_edit
+from kme_rag.scope.data import ZSRE_TRAIN
 from kme_rag.scope.similarity import balanced_threshold
 
-__all__ = ["ZSRE_TRAIN", "calibrate_similarity", "similarity_pairs"]
-
-ZSRE_TRAIN = range(0, 500)  # records 500-999 of zsre_mend_train-1k.json are for evaluation
+__all__ = ["calibrate_similarity", "similarity_pairs"]
 
 
 def similarity_pairs(

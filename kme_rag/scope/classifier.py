@@ -1,0 +1,155 @@
+"""The trained scope classifier (SERAC-style): which retrieved edits a query touches.
+
+For each candidate edit whose subject (or an alias) the query names, the pair features of
+:mod:`kme_rag.scope.features` go through a small trained MLP (one hidden layer, weights
+shipped in ``kme_rag/scope/weights/``, trained by :mod:`kme_rag.scope.training`); the
+edit is in scope when the probability passes the threshold calibrated on a validation
+split of the training data. A candidate whose subject the query does not name is out of
+scope without scoring: at 10,000 stored edits, partial names ("George" for "George Dance
+the Younger") made more false positives than they found paraphrases. Unstructured edits
+(free sentences, no subject) have no relation to compare and are scoped by the
+similarity baseline's text threshold.
+
+Cost per query: one embedding call for the masked query (and for relation texts not yet
+cached), then a matrix product; queries that name no candidate cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kme_rag.errors import ConfigurationError
+from kme_rag.memory.embedder import Embedder
+from kme_rag.memory.store import SearchHit
+from kme_rag.scope.base import ScopeDecision
+from kme_rag.scope.features import pair_features, pair_mention, relation_text
+from kme_rag.scope.similarity import SimilarityScope
+
+__all__ = ["SHIPPED_WEIGHTS", "ScopeWeights", "TrainedScope"]
+
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "scope-mlp.npz"
+_CACHE = 8192  # relation texts kept embedded (CounterFact's 10,000 edits use ~250)
+
+
+@dataclass(frozen=True)
+class ScopeWeights:
+    """The MLP ``sigmoid(w2 · relu(W1 x + b1) + b2)`` and its calibrated threshold."""
+
+    w1: np.ndarray  # (features, hidden)
+    b1: np.ndarray  # (hidden,)
+    w2: np.ndarray  # (hidden,)
+    b2: float
+    threshold: float
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """(pairs,) in-scope probabilities for (pairs, features) rows."""
+        hidden = np.maximum(x @ self.w1 + self.b1, 0.0)  # (pairs, hidden)
+        logits = hidden @ self.w2 + self.b2  # (pairs,)
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+
+    def save(self, path: Path) -> None:
+        """Write ``path`` (.npz) and its card ``path.with_suffix('.json')``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": np.float32(self.b2)}
+        np.savez(path, **arrays)
+        card = {**self.card, "threshold": self.threshold}
+        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path = SHIPPED_WEIGHTS) -> ScopeWeights:
+        card_path = path.with_suffix(".json")
+        if not path.is_file() or not card_path.is_file():
+            raise ConfigurationError(
+                f"expected scope weights at {path} with card {card_path.name}; "
+                "run `kme scope train` to produce them"
+            )
+        card = json.loads(card_path.read_text())
+        with np.load(path) as data:
+            return cls(
+                w1=data["w1"].astype(np.float32),
+                b1=data["b1"].astype(np.float32),
+                w2=data["w2"].astype(np.float32),
+                b2=float(data["b2"]),
+                threshold=float(card["threshold"]),
+                card=card,
+            )
+
+
+class TrainedScope:
+    """The default scope model: the trained pair classifier over the retrieved edits."""
+
+    name = "classifier"
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        weights: ScopeWeights | None = None,
+        *,
+        threshold: float | None = None,
+        text_threshold: float = SimilarityScope.text_threshold,
+    ) -> None:
+        self.embedder = embedder
+        self.weights = weights or ScopeWeights.load()
+        self.threshold = self.weights.threshold if threshold is None else threshold
+        self.text_threshold = text_threshold
+        self._relations: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def _embed_relations(self, texts: Sequence[str]) -> np.ndarray:
+        """(texts, dim) embeddings of relation texts, through a small LRU cache."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._relations))
+        if missing:
+            for text, vector in zip(missing, self.embedder.embed(missing), strict=True):
+                self._relations[text] = vector
+        for text in texts:
+            self._relations.move_to_end(text)
+        while len(self._relations) > _CACHE:
+            self._relations.popitem(last=False)
+        return np.stack([self._relations[t] for t in texts])
+
+    def probabilities(self, query: str, candidates: Sequence[SearchHit]) -> np.ndarray:
+        """(candidates,) in-scope probability of each structured edit for ``query``; 0 for
+        an edit whose subject the query does not name, NaN for an unstructured edit."""
+        edits = [h.edit for h in candidates]
+        out = np.zeros(len(edits), dtype=np.float32)
+        rows, mentions, relations = [], [], []
+        for i, edit in enumerate(edits):
+            relation = relation_text(edit)
+            if relation is None:
+                out[i] = np.nan
+                continue
+            mention = pair_mention(query, edit)
+            if mention.exact:
+                rows.append(i)
+                mentions.append(mention)
+                relations.append(relation)
+        if not rows:
+            return out
+        masked = list(dict.fromkeys(m.masked for m in mentions))
+        by_text = dict(zip(masked, self.embedder.embed(masked), strict=True))
+        queries = np.stack([by_text[m.masked] for m in mentions])  # (rows, dim)
+        retrieval = np.array([candidates[i].score for i in rows], dtype=np.float32)
+        x = pair_features(queries, self._embed_relations(relations), mentions, retrieval)
+        out[rows] = self.weights.probability(x)
+        return out
+
+    def decide(self, query: str, candidates: Sequence[SearchHit]) -> ScopeDecision:
+        probs = self.probabilities(query, candidates)
+        scores, chosen = [], []
+        for hit, p in zip(candidates, probs, strict=True):
+            if np.isnan(p):  # unstructured: the similarity baseline decides
+                score, ok = hit.score, hit.score >= self.text_threshold
+            else:
+                score, ok = float(p), p >= self.threshold
+            scores.append(score)
+            if ok:
+                chosen.append((score, hit.edit))
+        chosen.sort(key=lambda pair: -pair[0])
+        return ScopeDecision(tuple(e for _, e in chosen), tuple(scores))

@@ -1,0 +1,170 @@
+"""Measuring a scope model on held-out CounterFact-format edits (``kme scope eval``).
+
+``edits`` records are stored at once; the first ``queries`` of them are asked about.
+Their prompts and paraphrases are in scope: recall counts the query's own edit (or the
+later edit that superseded it) judged in scope. Their neighbourhood prompts and the
+unrelated questions are out of scope: specificity counts queries with no edit judged in
+scope. A neighbourhood prompt that names another *stored* edit's subject with that
+edit's relation is in scope of it (CounterFact's neighbours are real entities, and
+sometimes another case edits them): such conflicts are counted and left out of
+specificity, as they would be wrong to count either way.
+
+Each query goes through the same candidate retrieval as the editor
+(:meth:`EditMemory.candidates`); the scope decision's latency is timed on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kme_rag.memory.edit import Edit
+from kme_rag.memory.formats import counterfact_edit
+from kme_rag.memory.mention import find_mention
+from kme_rag.memory.store import EditMemory, SearchHit
+from kme_rag.scope.base import ScopeModel
+from kme_rag.scope.data import relation_groups
+
+__all__ = ["ScopeQuery", "evaluate_scope", "scope_queries"]
+
+
+@dataclass(frozen=True)
+class ScopeQuery:
+    """A query, the edit it is in scope of (None: out of scope), and where it came from."""
+
+    text: str
+    edit_id: str | None
+    kind: str
+
+
+def scope_queries(
+    records: Sequence[dict[str, Any]],
+    edits: Sequence[Edit],
+    n: int,
+    unrelated: Sequence[str],
+) -> tuple[list[ScopeQuery], int]:
+    """The queries about the first ``n`` records, and how many neighbourhood prompts were
+    left out as conflicts with a stored edit of the same relation."""
+    groups = relation_groups(records)
+    group_of = {e.id: groups.get(e.prompt or "") for e in edits}
+    by_first_token: dict[str, list[Edit]] = {}
+    for edit in edits:
+        assert edit.subject
+        by_first_token.setdefault(edit.subject.split()[0].casefold(), []).append(edit)
+    queries, conflicts = [], 0
+    for record, edit in zip(records[:n], edits[:n], strict=True):
+        queries += [
+            ScopeQuery(record["prompt"], edit.id, "prompt"),
+            ScopeQuery(record["rephrase_prompt"], edit.id, "rephrase"),
+        ]
+        neighbour = record["locality_prompt"]
+        words = {w.casefold() for w in neighbour.split()}
+        named = [e for w in words for e in by_first_token.get(w.strip(",.?'\""), [])]
+        if any(
+            e.id != edit.id
+            and group_of[e.id] == group_of[edit.id]
+            and find_mention(neighbour, [e.subject or ""]).exact
+            for e in named
+        ):
+            conflicts += 1
+            continue
+        queries.append(ScopeQuery(neighbour, None, "neighbourhood"))
+    queries += [ScopeQuery(q, None, "unrelated") for q in unrelated]
+    return queries, conflicts
+
+
+def _decisions(
+    memory: EditMemory, models: Sequence[ScopeModel], queries: Sequence[ScopeQuery], k: int
+) -> Iterator[tuple[ScopeQuery, list[SearchHit], list[tuple[list[str], float]], float]]:
+    for query in queries:
+        start = time.perf_counter()
+        hits = memory.candidates(query.text, k=k)
+        retrieve_ms = (time.perf_counter() - start) * 1000
+        out = []
+        for model in models:
+            start = time.perf_counter()
+            decision = model.decide(query.text, hits)
+            ms = (time.perf_counter() - start) * 1000
+            out.append(([e.id for e in decision.in_scope], ms))
+        yield query, hits, out, retrieve_ms
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50": round(float(np.percentile(values, 50)), 2),
+        "p95": round(float(np.percentile(values, 95)), 2),
+    }
+
+
+def evaluate_scope(
+    memory: EditMemory,
+    records: Sequence[dict[str, Any]],
+    models: Sequence[ScopeModel],
+    *,
+    queries: int,
+    unrelated: Sequence[str],
+    k: int = 4,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Store every record as an edit, ask the queries, and score each model."""
+    edits = [
+        counterfact_edit(r, "eval").model_copy(update={"id": f"cf-{r['case_id']}"}) for r in records
+    ]
+    memory.add_many(edits)
+    key_of = {e.id: e.key for e in edits}
+    asked, conflicts = scope_queries(records, edits, queries, unrelated)
+    tallies: list[dict[str, Any]] = [
+        {"tp": 0, "fn": 0, "tn": 0, "fp": 0, "top1": 0, "ms": [], "misses": [], "false": []}
+        for _ in models
+    ]
+    retrieval_ms, retrieved = [], 0
+    for query, hits, decided, ms in _decisions(memory, models, asked, k):
+        retrieval_ms.append(ms)
+        if query.edit_id is not None:
+            retrieved += any(h.edit.key == key_of[query.edit_id] for h in hits)
+        for tally, (chosen, decide_ms) in zip(tallies, decided, strict=True):
+            tally["ms"].append(decide_ms)
+            if query.edit_id is not None:
+                # A later record with the same (subject, relation) supersedes the
+                # query's own edit: the edit now holding that key is the right answer.
+                own = key_of[query.edit_id]
+                hit = any(key_of[i] == own for i in chosen)
+                tally["tp" if hit else "fn"] += 1
+                tally["top1"] += bool(chosen) and key_of[chosen[0]] == own
+                if not hit and len(tally["misses"]) < 20:
+                    tally["misses"].append(query.text)
+            else:
+                tally["fp" if chosen else "tn"] += 1
+                if chosen and len(tally["false"]) < 20:
+                    tally["false"].append([query.text, chosen[0]])
+        if progress is not None:
+            progress(1)
+    n_in = sum(q.edit_id is not None for q in asked)
+    results: dict[str, Any] = {}
+    for model, tally in zip(models, tallies, strict=True):
+        results[model.name] = {
+            "recall": round(tally["tp"] / max(1, n_in), 4),
+            "specificity": round(tally["tn"] / max(1, tally["tn"] + tally["fp"]), 4),
+            "top1": round(tally["top1"] / max(1, n_in), 4),
+            "threshold": getattr(model, "threshold", None),
+            "latency_ms": _percentiles(tally["ms"]),
+            "missed_examples": tally["misses"],
+            "false_positive_examples": tally["false"],
+        }
+    return {
+        "n_edits": len(edits),
+        "n_in": n_in,
+        "n_out": len(asked) - n_in,
+        "n_out_by_kind": {
+            kind: sum(q.kind == kind for q in asked) for kind in ("neighbourhood", "unrelated")
+        },
+        "conflicts_excluded": conflicts,
+        "k": k,
+        "retrieval_recall": round(retrieved / max(1, n_in), 4),
+        "retrieval_ms": _percentiles(retrieval_ms),
+        "models": results,
+    }
