@@ -17,7 +17,10 @@ COLUMNS = ("efficacy", "generality", "locality", "locality_leak")
 def row(summary: dict[str, object]) -> str:
     metrics: dict[str, float] = summary["metrics"]  # type: ignore[assignment]
     latency: dict[str, float | None] = summary["latency_ms"]  # type: ignore[assignment]
-    cells = [str(summary["dataset"]), str(summary["method"]), str(summary["n"])]
+    method = str(summary["method"])
+    if method == "kme":  # runs before the trained classifier used the similarity scope
+        method += f" ({summary.get('scope') or 'similarity'} scope)"
+    cells = [str(summary["dataset"]), method, str(summary["n"])]
     cells += [f"{metrics[c] * 100:.1f}%" for c in COLUMNS]
     unrelated = metrics.get("locality_unrelated")
     cells.append(f"{unrelated * 100:.1f}%" if unrelated is not None else "-")

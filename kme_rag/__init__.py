@@ -11,6 +11,7 @@ from kme_rag.backends import (
 from kme_rag.editor import Answer, EditorParams, KnowledgeEditor
 from kme_rag.errors import KmeError
 from kme_rag.memory import Edit, EditMemory, Embedder, FactGraph, MiniLMEmbedder, SearchHit
+from kme_rag.scope import ScopeModel, SimilarityScope, TrainedScope
 from kme_rag.settings import Settings
 from kme_rag.wrappers import wrap
 
@@ -31,8 +32,11 @@ __all__ = [
     "Message",
     "MiniLMEmbedder",
     "OpenAIBackend",
+    "ScopeModel",
     "SearchHit",
     "Settings",
+    "SimilarityScope",
+    "TrainedScope",
     "__version__",
     "make_backend",
     "wrap",

@@ -18,13 +18,10 @@ wrappers around a user's own client can send the planned input with the user's o
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
-
-import numpy as np
 
 from kme_rag.backends import Backend, Message, qa_transcript
 from kme_rag.errors import ContextOverflowError, ValidationError
@@ -37,9 +34,9 @@ from kme_rag.ike import (
     question_block,
 )
 from kme_rag.memory.edit import Edit
-from kme_rag.memory.store import EditMemory, SearchHit
+from kme_rag.memory.store import EditMemory
 from kme_rag.scope.base import ScopeDecision, ScopeModel
-from kme_rag.scope.similarity import SimilarityScope
+from kme_rag.scope.classifier import TrainedScope
 
 __all__ = ["Answer", "EditorParams", "KnowledgeEditor", "Plan", "Route"]
 
@@ -99,29 +96,6 @@ class EditorParams:
     ike: IKEParams = field(default_factory=lambda: IKEParams(k_copy=0, k_update=0, k_retain=0))
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def last_sentence(text: str) -> str:
-    """The last sentence of ``text`` (the part that asks), or ``text`` when it has one.
-
-    ``"He was a poet. Edwin of Northumbria is a citizen of"`` → ``"Edwin of Northumbria is
-    a citizen of"``: a leading unrelated sentence dilutes the whole query's embedding.
-    """
-    parts = [p for p in _SENTENCE_END.split(text.strip()) if p.strip()]
-    return parts[-1] if len(parts) > 1 else text
-
-
-def merge_hits(results: Sequence[Sequence[SearchHit]], k: int) -> list[SearchHit]:
-    """Hits from several searches, each edit once with its best score, best first."""
-    best: dict[str, SearchHit] = {}
-    for hits in results:
-        for hit in hits:
-            if hit.edit.id not in best or hit.score > best[hit.edit.id].score:
-                best[hit.edit.id] = hit
-    return sorted(best.values(), key=lambda h: -h.score)[:k]
-
-
 class KnowledgeEditor:
     """Wraps a backend and an edit memory; ``ask``, ``complete`` and ``chat`` apply edits."""
 
@@ -136,24 +110,17 @@ class KnowledgeEditor:
     ) -> None:
         self.backend = backend
         self.memory = memory
-        self.scope: ScopeModel = scope or SimilarityScope()
+        self.scope: ScopeModel = scope or TrainedScope(memory.embedder)
         self.demos = demos
         self.params = params or EditorParams()
 
     # ---- planning (pure but for retrieval) -------------------------------------------------
 
-    def _decide(self, query: str, timings: dict[str, float]) -> tuple[ScopeDecision, np.ndarray]:
+    def _decide(self, query: str, timings: dict[str, float]) -> ScopeDecision:
         if not query.strip():
             raise ValidationError(f"expected a non-empty query, got {query!r}")
         start = time.perf_counter()
-        focus = last_sentence(query)
-        texts = [query] if focus == query else [query, focus]
-        vectors = self.memory.embedder.embed(texts)  # (1 or 2, dim)
-        hits = merge_hits(
-            [self.memory.search(query, k=self.params.k, vector=v[None]) for v in vectors],
-            self.params.k,
-        )
-        vector = vectors[:1]
+        hits = self.memory.candidates(query, k=self.params.k)
         timings["retrieve_ms"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
         if self.params.gate:
@@ -161,12 +128,14 @@ class KnowledgeEditor:
         else:
             decision = ScopeDecision(tuple(h.edit for h in hits[:1]), tuple(h.score for h in hits))
         timings["scope_ms"] = (time.perf_counter() - start) * 1000
-        return decision, vector
+        return decision
 
-    def _head(self, vector: np.ndarray, with_demos: bool) -> str:
+    def _head(self, query: str, with_demos: bool) -> str:
+        """IKE demonstrations nearest the query (only when a demonstration pool is set)."""
         if self.demos is None or not with_demos:
             return ""
-        return demonstrations(self.demos.select(vector[0], self.params.ike))
+        vector = self.memory.embedder.embed([query])[0]  # (dim,)
+        return demonstrations(self.demos.select(vector, self.params.ike))
 
     def _prefill(self, edits: Sequence[Edit]) -> str:
         first = edits[0]
@@ -177,11 +146,11 @@ class KnowledgeEditor:
     def plan_completion(self, prompt: str, *, with_demos: bool = True) -> Plan:
         """The plan for continuing ``prompt`` (a cloze such as "The Eiffel Tower is in")."""
         timings: dict[str, float] = {}
-        decision, vector = self._decide(prompt, timings)
+        decision = self._decide(prompt, timings)
         if not decision.any:
             return Plan("passthrough", (), prompt=prompt, timings_ms=timings)
         edits, forced = decision.in_scope, self._prefill(decision.in_scope)
-        text = self._head(vector, with_demos) + fact_block(edits, prompt) + forced
+        text = self._head(prompt, with_demos) + fact_block(edits, prompt) + forced
         stop = PREFILL_STOP if forced else ANSWER_STOP
         return Plan("ike", edits, prompt=text, prefill=forced, stop=stop, timings_ms=timings)
 
@@ -194,7 +163,7 @@ class KnowledgeEditor:
             raise ValidationError("expected a conversation that ends with a user message")
         timings: dict[str, float] = {}
         query = messages[-1]["content"]
-        decision, vector = self._decide(query, timings)
+        decision = self._decide(query, timings)
         edits = decision.in_scope
         if not decision.any:
             return Plan("passthrough", (), messages=list(messages), timings_ms=timings)
@@ -202,7 +171,7 @@ class KnowledgeEditor:
             sent = chat_messages(edits, messages)
             return Plan("ike", edits, messages=sent, timings_ms=timings)
         forced = self._prefill(edits)
-        head = self._head(vector, with_demos) + qa_transcript(messages[:-1])
+        head = self._head(query, with_demos) + qa_transcript(messages[:-1])
         text = head + question_block(edits, query) + forced
         stop = PREFILL_STOP if forced else ANSWER_STOP
         return Plan("ike", edits, prompt=text, prefill=forced, stop=stop, timings_ms=timings)

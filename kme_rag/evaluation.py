@@ -277,15 +277,20 @@ def build_editor(
     *,
     max_tokens: int,
     ike_demos: int = 4,
+    scope: Literal["classifier", "similarity"] = "classifier",
 ) -> KnowledgeEditor | None:
-    """The editor each method names: none (unedited), ike (ungated IKE), kme (default)."""
+    """The editor each method names: none (unedited), ike (ungated IKE), kme (default,
+    with the trained scope classifier or the similarity baseline)."""
     from kme_rag.editor import EditorParams
     from kme_rag.ike import DemoPool, IKEParams
+    from kme_rag.scope.similarity import SimilarityScope
 
     if method == "none":
         return None
     if method == "kme":
-        return KnowledgeEditor(backend, memory, params=EditorParams(max_tokens=max_tokens))
+        baseline = SimilarityScope() if scope == "similarity" else None
+        params = EditorParams(max_tokens=max_tokens)
+        return KnowledgeEditor(backend, memory, scope=baseline, params=params)
     pool = DemoPool.from_file(
         data_dir / "counterfact" / "counterfact-train.json", memory.embedder, limit=2000
     )
