@@ -411,8 +411,10 @@ class CallableBackend:
         return qa_chat(self, messages, max_tokens, stop)
 
 
-def make_backend(settings: Settings) -> Backend:
-    """The backend the settings describe (llama.cpp by default)."""
+def make_backend(settings: Settings, *, reuse_prefix: bool = False) -> Backend:
+    """The backend the settings describe (llama.cpp by default). ``reuse_prefix`` lets a
+    local llama.cpp model keep the KV cache of the prefix shared with the previous call
+    (fast for long few-shot prompts, not bit-reproducible; see :class:`LlamaCppBackend`)."""
     if settings.backend == "openai":
         return OpenAIBackend.connect(
             settings.openai_base_url,
@@ -425,4 +427,5 @@ def make_backend(settings: Settings) -> Backend:
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         n_threads_batch=settings.n_threads_batch,
+        reuse_prefix=reuse_prefix,
     )

@@ -345,6 +345,102 @@ def scope_eval(
         )
 
 
+def _bench_mquake(
+    settings: Settings,
+    method: str,
+    n: int,
+    edits: Literal["one", "all"],
+    out: Path,
+    data: Path | None,
+) -> None:
+    """``kme bench mquake``: the unedited model or MeLLo on MQuAKE-format cases."""
+    import tempfile
+
+    from tqdm import tqdm
+
+    from kme_rag.backends import make_backend, qa_prompt
+    from kme_rag.multihop.evaluate import load_mquake, run_mquake, summarise_mquake
+    from kme_rag.multihop.mello import MelloParams, load_prompt, run_mello
+
+    path = data or settings.data_dir / "mquake" / "MQuAKE-CF-3k-subset354.json"
+    cases = load_mquake(path, n)
+    # MeLLo resends a ~900-token few-shot prompt each round: reuse its KV cache.
+    backend = make_backend(settings, reuse_prefix=method == "mello")
+    memory = None
+    if method == "mello":
+        store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
+        memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
+        prompt = load_prompt(settings.data_dir)
+        loose = MelloParams(loose=True)
+        found = memory
+
+        def retrieve(subquestion: str) -> str | None:
+            hits = found.search(subquestion, k=1)
+            return hits[0].edit.statement if hits else None
+
+        def answer(question: str) -> tuple[str | None, dict[str, Any]]:
+            result = run_mello(question, backend, retrieve, prompt, loose)
+            contradicts, consistent = result.checks
+            steps = [r.subquestion for r in result.rounds if r.subquestion]
+            return result.answer, {
+                "subquestions": steps,
+                "contradicts": contradicts,
+                "does_not_contradict": consistent,
+            }
+
+    else:
+
+        def answer(question: str) -> tuple[str | None, dict[str, Any]]:
+            text = backend.complete(
+                qa_prompt([{"role": "user", "content": question}]), max_tokens=16, stop=("\n",)
+            )
+            return text, {}
+
+    rows = []
+    cases_path = out.with_suffix(".cases.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with cases_path.open("w") as fh, tqdm(total=len(cases), unit="case", file=sys.stderr) as bar:
+        for row in run_mquake(cases, answer, memory, edits_mode=edits):
+            rows.append(row)
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            bar.update(1)
+    summary = {
+        "dataset": f"mquake:{path.name}",
+        "method": method,
+        "model": backend.name,
+        "n": len(rows),
+        "edits_mode": edits,
+        "llama_reuse_prefix": method == "mello",
+        **summarise_mquake(cases, rows),
+        **_provenance(),
+        "cases_file": cases_path.name,
+    }
+    if method == "mello":
+        checks = [
+            (q["contradicts"], q["does_not_contradict"]) for r in rows for q in r["questions"]
+        ]
+        summary["mello_checks"] = {
+            "contradicts": sum(c for c, _ in checks),
+            "does_not_contradict": sum(d for _, d in checks),
+            "loop": "loose (stop also at the next 'Question:', 'Final answer:' on any line)",
+        }
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    _echo_json(summary["metrics"])
+
+
+def _provenance() -> dict[str, Any]:
+    """The command, date and machine a result was measured with."""
+    import os
+    import platform
+    from datetime import datetime, timezone
+
+    return {
+        "command": " ".join(["kme", *sys.argv[1:]]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+    }
+
+
 def _require_data(data_dir: Path) -> None:
     if not (data_dir / "counterfact" / "counterfact-train.json").is_file():
         raise ValidationError(
@@ -381,11 +477,9 @@ def bench(
     ike_demos: int = typer.Option(4, help="Demonstrations per prompt for --method ike."),
     scope: str = typer.Option("classifier", help="kme's scope step: classifier or similarity."),
 ) -> None:
-    """Evaluate a method on CounterFact or zsRE (evaluation splits), greedy decoding."""
-    import os
-    import platform
+    """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop;
+    methods none and mello), greedy decoding."""
     import tempfile
-    from datetime import datetime, timezone
 
     from tqdm import tqdm
 
@@ -399,7 +493,12 @@ def bench(
         summarise,
     )
 
-    _check_choice("dataset", dataset, ("counterfact", "zsre"))
+    _check_choice("dataset", dataset, ("counterfact", "zsre", "mquake"))
+    if dataset == "mquake":
+        _check_choice("method", method, ("none", "mello"))
+        _check_choice("edits", edits, ("one", "all"))
+        _bench_mquake(_settings(ctx), method, n, cast(Literal["one", "all"], edits), out, data)
+        return
     _check_choice("method", method, ("none", "ike", "kme"))
     _check_choice("edits", edits, ("one", "all"))
     _check_choice("scope", scope, ("classifier", "similarity"))
@@ -440,9 +539,7 @@ def bench(
         "n": len(rows),
         "edits_mode": edits,
         **summarise(rows),
-        "command": " ".join(["kme", *sys.argv[1:]]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+        **_provenance(),
         "cases_file": cases_path.name,
     }
     out.write_text(json.dumps(summary, indent=2) + "\n")

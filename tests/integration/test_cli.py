@@ -124,3 +124,17 @@ def test_ask_json_answers_through_the_editor(tmp_path: Path) -> None:
     assert edited["answer"].startswith("Rome") and edited["latency_ms"] > 0
     other = json.loads(kme(store, "ask", "What is the capital of France?", "--json").stdout)
     assert other["route"] == "passthrough" and other["edits"] == [] and "Paris" in other["answer"]
+
+
+@pytest.mark.slow
+def test_bench_mquake_mello_runs_end_to_end_on_the_local_model(tmp_path: Path) -> None:
+    out = tmp_path / "mello.json"
+    kme(
+        tmp_path / "store", "bench", "mquake", "--method", "mello", "--n", "2", "--out", str(out)
+    )  # fmt: skip
+    summary = json.loads(out.read_text())
+    rows = [json.loads(line) for line in out.with_suffix(".cases.jsonl").read_text().splitlines()]
+    assert summary["n"] == 2 and len(rows) == 2 and len(rows[0]["questions"]) == 3
+    assert set(summary["metrics"]) >= {"multihop_accuracy", "question_accuracy", "prior_baseline"}
+    assert 0.0 <= summary["metrics"]["multihop_accuracy"] <= 1.0
+    assert summary["mello_checks"]["loop"].startswith("loose")

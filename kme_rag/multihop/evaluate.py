@@ -1,0 +1,162 @@
+"""MQuAKE evaluation: multi-hop accuracy by the MQuAKE rule, and the prior baseline.
+
+A case is right when any of its 3 questions is answered with the new answer or one of
+its aliases (the original answers are scored the same way for the unedited model).
+Because MQuAKE's answers are skewed, every accuracy is reported next to the *prior
+baseline*: always answering the most common answer of the question's final relation
+among the other cases (leave-one-out), scored by the same rule.
+
+Scoring is pure; :func:`run_mquake` asks the questions through any answering function
+(the unedited model, MeLLo, the project's method) with the cases' edits stored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from kme_rag.evaluation import contains_answer
+from kme_rag.memory.edit import Edit
+from kme_rag.memory.formats import mquake_edits
+from kme_rag.memory.store import EditMemory
+
+__all__ = [
+    "MquakeCase",
+    "answered",
+    "by_hops",
+    "load_mquake",
+    "prior_baseline",
+    "run_mquake",
+    "summarise_mquake",
+]
+
+Target = Literal["new", "original"]
+
+
+@dataclass(frozen=True)
+class MquakeCase:
+    """One MQuAKE case: its edits, its 3 questions, both answers and the final relation."""
+
+    case_id: str
+    edits: tuple[Edit, ...]
+    questions: tuple[str, ...]
+    new_answers: tuple[str, ...]  # the new answer first, then its aliases
+    original_answers: tuple[str, ...]
+    hops: int
+    final_relation: str  # Wikidata id of the chain's last relation (same before and after)
+
+    def answers(self, target: Target) -> tuple[str, ...]:
+        return self.new_answers if target == "new" else self.original_answers
+
+
+def _case(record: dict[str, Any], source: str) -> MquakeCase:
+    triples = record["orig"]["new_triples"]
+    return MquakeCase(
+        case_id=str(record["case_id"]),
+        edits=tuple(mquake_edits(record, source)),
+        questions=tuple(record["questions"]),
+        new_answers=(record["new_answer"], *record.get("new_answer_alias", [])),
+        original_answers=(record["answer"], *record.get("answer_alias", [])),
+        hops=len(triples),
+        final_relation=str(triples[-1][1]),
+    )
+
+
+def load_mquake(path: Path, n: int | None = None) -> list[MquakeCase]:
+    records = json.loads(path.read_text(encoding="utf-8"))[:n]
+    return [_case(r, f"bench:{path.name}") for r in records]
+
+
+def answered(text: str | None, answers: Sequence[str]) -> bool:
+    """Whether an answer names the target or one of its aliases (whole words)."""
+    return text is not None and any(contains_answer(text, a) for a in answers)
+
+
+def prior_baseline(cases: Sequence[MquakeCase], target: Target) -> float:
+    """Accuracy of always answering the most common ``target`` answer of the same final
+    relation among the *other* cases (leave-one-out), by the MQuAKE rule."""
+    by_relation: dict[str, Counter[str]] = {}
+    for case in cases:
+        by_relation.setdefault(case.final_relation, Counter())[case.answers(target)[0]] += 1
+    right = 0
+    for case in cases:
+        counts = by_relation[case.final_relation].copy()
+        counts[case.answers(target)[0]] -= 1
+        others = +counts  # the other cases' answers (zero counts dropped)
+        guess = max(others.items(), key=lambda kv: (kv[1], kv[0]))[0] if others else None
+        right += guess is not None and answered(guess, case.answers(target))
+    return round(right / len(cases), 4) if cases else 0.0
+
+
+def by_hops(cases: Sequence[MquakeCase], right: Sequence[bool]) -> dict[str, float]:
+    """Multi-hop accuracy for each chain length."""
+    out: dict[str, list[bool]] = {}
+    for case, ok in zip(cases, right, strict=True):
+        out.setdefault(f"{case.hops}-hop", []).append(ok)
+    return {k: round(sum(v) / len(v), 4) for k, v in sorted(out.items())}
+
+
+Answerer = Callable[[str], tuple[str | None, dict[str, Any]]]  # question -> (answer, extra)
+
+
+def run_mquake(
+    cases: Sequence[MquakeCase],
+    answer: Answerer,
+    memory: EditMemory | None,
+    *,
+    edits_mode: Literal["one", "all"],
+) -> Iterator[dict[str, Any]]:
+    """Ask each case's questions; yield one row per case. With ``edits_mode="all"`` every
+    case's edits are stored before the first question (the caller's ``memory`` is
+    expected empty); with ``"one"`` each case's edits are stored, asked, and undone."""
+    if memory is not None and edits_mode == "all":
+        memory.add_many([e for case in cases for e in case.edits])
+    for case in cases:
+        if memory is not None and edits_mode == "one":
+            memory.add_many(list(case.edits))
+        asked = []
+        for question in case.questions:
+            start = time.perf_counter()
+            text, extra = answer(question)
+            ms = (time.perf_counter() - start) * 1000
+            asked.append({"question": question, "answer": text, "ms": round(ms, 1), **extra})
+        if memory is not None and edits_mode == "one":
+            memory.undo()
+        yield {
+            "case_id": case.case_id,
+            "hops": case.hops,
+            "new_answer": case.new_answers[0],
+            "original_answer": case.original_answers[0],
+            "questions": asked,
+            "new_right": [answered(q["answer"], case.new_answers) for q in asked],
+            "original_right": [answered(q["answer"], case.original_answers) for q in asked],
+        }
+
+
+def summarise_mquake(cases: Sequence[MquakeCase], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The harness metrics: MQuAKE-rule accuracy on new and original answers, per-question
+    accuracy, accuracy by hops, the prior baselines, and latency per question."""
+    new = [any(r["new_right"]) for r in rows]
+    original = [any(r["original_right"]) for r in rows]
+    per_question = [ok for r in rows for ok in r["new_right"]]
+    ms = [q["ms"] for r in rows for q in r["questions"]]
+    ms.sort()
+    return {
+        "metrics": {
+            "multihop_accuracy": round(sum(new) / len(rows), 4),
+            "question_accuracy": round(sum(per_question) / len(per_question), 4),
+            "original_multihop_accuracy": round(sum(original) / len(rows), 4),
+            "accuracy_by_hops": by_hops(cases, new),
+            "prior_baseline": prior_baseline(cases, "new"),
+            "prior_baseline_original": prior_baseline(cases, "original"),
+        },
+        "latency_ms_per_question": {
+            "p50": ms[len(ms) // 2],
+            "p95": ms[min(len(ms) - 1, int(len(ms) * 0.95))],
+        },
+    }

@@ -1,0 +1,90 @@
+"""MeLLo's loop and parsing, and MQuAKE scoring: pure, with a scripted model."""
+
+from __future__ import annotations
+
+from kme_rag.backends import CallableBackend
+from kme_rag.memory.edit import parse_edit
+from kme_rag.multihop.evaluate import MquakeCase, answered, by_hops, prior_baseline
+from kme_rag.multihop.mello import MelloParams, parse_round, run_mello
+
+PROMPT = "Question: example?\nFinal answer: example"
+
+
+def scripted(*replies: str) -> tuple[CallableBackend, list[str]]:
+    """A model that gives ``replies`` in turn, and the prompts it was sent."""
+    sent: list[str] = []
+    queue = list(replies)
+
+    def complete(prompt: str) -> str:
+        sent.append(prompt)
+        return queue.pop(0)
+
+    return CallableBackend(complete), sent
+
+
+def test_a_round_yields_the_subquestion_before_the_generated_answer() -> None:
+    step = parse_round("Subquestion: Who is X's spouse?\nGenerated answer: Y is.\n")
+    assert step.subquestion == "Who is X's spouse?" and step.final is None
+    assert parse_round("...\nFinal answer: Ottawa").final == "Ottawa"
+
+
+def test_strict_parsing_wants_the_final_answer_on_the_last_line() -> None:
+    text = "Final answer: Ottawa\n\nQuestion: Who is"
+    assert parse_round(text).final is None
+    assert parse_round(text, loose=True).final == "Ottawa"
+
+
+def test_mello_feeds_the_retrieved_fact_back_and_reads_the_final_answer() -> None:
+    backend, sent = scripted(
+        "Subquestion: What is the country of citizenship of Ellie Kemper?\n"
+        "Generated answer: Ellie Kemper is a citizen of United States.\n",
+        " Retrieved fact contradicts to generated answer, so the intermediate answer is: "
+        "Croatia\nSubquestion: Who is the head of state of Croatia?\n"
+        "Generated answer: The head of state of Croatia is Zoran Milanović.\n",
+        " Retrieved fact does not contradict to generated answer, so the intermediate "
+        "answer is: Zoran Milanović\nFinal answer: Zoran Milanović",
+    )
+    subquestion = "What is the country of citizenship of Ellie Kemper?"
+    facts = {subquestion: "Ellie Kemper is a citizen of Croatia."}
+    result = run_mello("Who heads Ellie Kemper's country?", backend, facts.get, PROMPT)
+    assert result.answer == "Zoran Milanović"
+    assert [r.subquestion for r in result.rounds[:2]] == [
+        "What is the country of citizenship of Ellie Kemper?",
+        "Who is the head of state of Croatia?",
+    ]
+    assert sent[1].endswith("Retrieved fact: Ellie Kemper is a citizen of Croatia.")
+    assert sent[0].endswith("Question: Who heads Ellie Kemper's country?\n")
+    assert result.checks == (1, 1)
+
+
+def test_mello_gives_up_after_the_round_limit_or_a_malformed_round() -> None:
+    step = "Subquestion: Q?\nGenerated answer: A.\n"
+    backend, sent = scripted(*[step] * 4)
+    result = run_mello("q", backend, lambda _: None, PROMPT, MelloParams(max_rounds=4))
+    assert result.answer is None and len(sent) == 4
+    backend, _ = scripted("I do not know.")
+    assert run_mello("q", backend, lambda _: None, PROMPT).answer is None
+
+
+def case(case_id: str, relation: str, new: str, original: str, hops: int = 2) -> MquakeCase:
+    edit = parse_edit({"subject": "S", "relation": "r", "target_new": new})
+    return MquakeCase(case_id, (edit,), ("q1", "q2", "q3"), (new,), (original,), hops, relation)
+
+
+def test_answers_match_aliases_as_whole_words() -> None:
+    assert answered("It is the Republic of Croatia.", ("Croatia", "HR"))
+    assert not answered("Croatian", ("Croatia",)) and not answered(None, ("Croatia",))
+
+
+def test_prior_baseline_guesses_the_most_common_answer_of_the_relation_leave_one_out() -> None:
+    cases = [
+        case("1", "P35", "Biden", "Trump"),
+        case("2", "P35", "Biden", "Trump"),
+        case("3", "P35", "Biden", "Trump"),
+        case("4", "P35", "Macron", "Trump"),
+        case("5", "P36", "Paris", "Rome"),
+    ]
+    # 1-3 are guessed right from each other; 4 is guessed "Biden"; 5 has no other case.
+    assert prior_baseline(cases, "new") == 0.6
+    assert prior_baseline(cases, "original") == 0.8
+    assert by_hops(cases, [True, False, True, True, False]) == {"2-hop": 0.6}
