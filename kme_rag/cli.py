@@ -359,7 +359,14 @@ def _bench_mquake(
     from tqdm import tqdm
 
     from kme_rag.backends import make_backend, qa_prompt
-    from kme_rag.multihop.evaluate import load_mquake, run_mquake, summarise_mquake
+    from kme_rag.multihop.evaluate import (
+        Hop,
+        known_hops,
+        load_mquake,
+        run_mquake,
+        summarise_mquake,
+    )
+    from kme_rag.multihop.hops import RelationPrompts, ask_hop
     from kme_rag.multihop.mello import MelloParams, load_prompt, run_mello
 
     path = data or settings.data_dir / "mquake" / "MQuAKE-CF-3k-subset354.json"
@@ -396,14 +403,23 @@ def _bench_mquake(
             )
             return text, {}
 
+    relations = RelationPrompts.load(settings.data_dir)
+
+    def probe(hop: Hop) -> str:
+        return ask_hop(backend, relations, hop.relation_id, hop.question)
+
     rows = []
-    cases_path = out.with_suffix(".cases.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with cases_path.open("w") as fh, tqdm(total=len(cases), unit="case", file=sys.stderr) as bar:
+    with tqdm(total=len(cases), unit="case", file=sys.stderr, desc="asking") as bar:
         for row in run_mquake(cases, answer, memory, edits_mode=edits):
             rows.append(row)
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             bar.update(1)
+    probed = tqdm(cases, unit="case", file=sys.stderr, desc="probing unedited hops")
+    known = [known_hops([case], probe)[0] for case in probed]
+    cases_path = out.with_suffix(".cases.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with cases_path.open("w") as fh:
+        for row, hops in zip(rows, known, strict=True):
+            fh.write(json.dumps({**row, "unedited_hops_known": hops}, ensure_ascii=False) + "\n")
     summary = {
         "dataset": f"mquake:{path.name}",
         "method": method,
@@ -411,7 +427,7 @@ def _bench_mquake(
         "n": len(rows),
         "edits_mode": edits,
         "llama_reuse_prefix": method == "mello",
-        **summarise_mquake(cases, rows),
+        **summarise_mquake(cases, rows, known),
         **_provenance(),
         "cases_file": cases_path.name,
     }

@@ -26,9 +26,11 @@ from kme_rag.memory.formats import mquake_edits
 from kme_rag.memory.store import EditMemory
 
 __all__ = [
+    "Hop",
     "MquakeCase",
     "answered",
     "by_hops",
+    "known_hops",
     "load_mquake",
     "prior_baseline",
     "run_mquake",
@@ -36,6 +38,17 @@ __all__ = [
 ]
 
 Target = Literal["new", "original"]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One hop of a case's new chain: its single-hop question and answers, and whether
+    it is one of the edited facts."""
+
+    question: str
+    relation_id: str
+    answers: tuple[str, ...]
+    edited: bool
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class MquakeCase:
     original_answers: tuple[str, ...]
     hops: int
     final_relation: str  # Wikidata id of the chain's last relation (same before and after)
+    new_hops: tuple[Hop, ...] = ()
 
     def answers(self, target: Target) -> tuple[str, ...]:
         return self.new_answers if target == "new" else self.original_answers
@@ -56,6 +70,11 @@ class MquakeCase:
 
 def _case(record: dict[str, Any], source: str) -> MquakeCase:
     triples = record["orig"]["new_triples"]
+    edited = {tuple(t) for t in record["orig"].get("edit_triples", [])}
+    hops = tuple(
+        Hop(h["question"], t[1], (h["answer"], *h.get("answer_alias", [])), tuple(t) in edited)
+        for h, t in zip(record.get("new_single_hops", []), triples, strict=False)
+    )
     return MquakeCase(
         case_id=str(record["case_id"]),
         edits=tuple(mquake_edits(record, source)),
@@ -64,6 +83,7 @@ def _case(record: dict[str, Any], source: str) -> MquakeCase:
         original_answers=(record["answer"], *record.get("answer_alias", [])),
         hops=len(triples),
         final_relation=str(triples[-1][1]),
+        new_hops=hops,
     )
 
 
@@ -91,6 +111,13 @@ def prior_baseline(cases: Sequence[MquakeCase], target: Target) -> float:
         guess = max(others.items(), key=lambda kv: (kv[1], kv[0]))[0] if others else None
         right += guess is not None and answered(guess, case.answers(target))
     return round(right / len(cases), 4) if cases else 0.0
+
+
+def known_hops(cases: Sequence[MquakeCase], ask: Callable[[Hop], str]) -> list[list[bool]]:
+    """For each case, whether the unedited model answers each *unedited* hop of its new
+    chain (``ask`` puts one hop's question to the model). A case whose list is all True
+    is in the known-hops subset: there, any multi-hop miss is the editing system's."""
+    return [[answered(ask(h), h.answers) for h in case.new_hops if not h.edited] for case in cases]
 
 
 def by_hops(cases: Sequence[MquakeCase], right: Sequence[bool]) -> dict[str, float]:
@@ -138,16 +165,31 @@ def run_mquake(
         }
 
 
-def summarise_mquake(cases: Sequence[MquakeCase], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarise_mquake(
+    cases: Sequence[MquakeCase],
+    rows: Sequence[dict[str, Any]],
+    known: Sequence[Sequence[bool]] | None = None,
+) -> dict[str, Any]:
     """The harness metrics: MQuAKE-rule accuracy on new and original answers, per-question
-    accuracy, accuracy by hops, the prior baselines, and latency per question."""
+    accuracy, accuracy by hops, the prior baselines, latency per question and, given the
+    :func:`known_hops` probe, accuracy on the cases whose unedited hops the model knows."""
     new = [any(r["new_right"]) for r in rows]
     original = [any(r["original_right"]) for r in rows]
     per_question = [ok for r in rows for ok in r["new_right"]]
     ms = [q["ms"] for r in rows for q in r["questions"]]
     ms.sort()
+    extra: dict[str, Any] = {}
+    if known is not None:
+        subset = [ok for ok, hops in zip(new, known, strict=True) if all(hops)]
+        probed = [ok for hops in known for ok in hops]
+        extra = {
+            "known_hops_accuracy": round(sum(subset) / len(subset), 4) if subset else None,
+            "known_hops_cases": len(subset),
+            "unedited_hop_accuracy": round(sum(probed) / len(probed), 4) if probed else None,
+        }
     return {
         "metrics": {
+            **extra,
             "multihop_accuracy": round(sum(new) / len(rows), 4),
             "question_accuracy": round(sum(per_question) / len(per_question), 4),
             "original_multihop_accuracy": round(sum(original) / len(rows), 4),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kme_rag.backends import CallableBackend
 from kme_rag.memory.edit import parse_edit
 from kme_rag.multihop.evaluate import MquakeCase, answered, by_hops, prior_baseline
@@ -88,3 +90,43 @@ def test_prior_baseline_guesses_the_most_common_answer_of_the_relation_leave_one
     assert prior_baseline(cases, "new") == 0.6
     assert prior_baseline(cases, "original") == 0.8
     assert by_hops(cases, [True, False, True, True, False]) == {"2-hop": 0.6}
+
+
+def test_known_hops_probes_only_the_unedited_hops() -> None:
+    from kme_rag.multihop.evaluate import Hop, known_hops, summarise_mquake
+
+    hops = (
+        Hop("Who is A married to?", "P26", ("B",), edited=False),
+        Hop("What language does B speak?", "P1412", ("Greek",), edited=True),
+    )
+    base = case("1", "P1412", "Greek", "English")
+    cases = [MquakeCase(**{**base.__dict__, "new_hops": hops}), case("2", "P1412", "Greek", "x")]
+    asked: list[str] = []
+
+    def ask(hop: Hop) -> str:
+        asked.append(hop.question)
+        return "B, of course"
+
+    known = known_hops(cases, ask)
+    assert asked == ["Who is A married to?"] and known == [[True], []]
+    rows = [
+        {"new_right": [True, False, False], "original_right": [False] * 3, "questions": []},
+        {"new_right": [False] * 3, "original_right": [True] * 3, "questions": []},
+    ]
+    for row in rows:
+        row["questions"] = [{"ms": 10.0}] * 3
+    metrics = summarise_mquake(cases, rows, known)["metrics"]
+    assert metrics["known_hops_accuracy"] == 0.5 and metrics["known_hops_cases"] == 2
+    assert metrics["unedited_hop_accuracy"] == 1.0 and metrics["multihop_accuracy"] == 0.5
+
+
+def test_hop_prompts_use_the_relation_examples(data_dir: Path) -> None:
+    from kme_rag.multihop.hops import RelationPrompts, ask_hop
+
+    prompts = RelationPrompts.load(data_dir)
+    question = prompts.question("P36", "France")
+    assert question == "What is the capital of France?"
+    text = prompts.prompt("P36", question)
+    assert text.count("\n") == 4 and text.endswith("Q: What is the capital of France? A:")
+    backend, sent = scripted(" Paris\nQ: next")
+    assert ask_hop(backend, prompts, "P36", question) == "Paris" and sent == [text]

@@ -1,0 +1,57 @@
+"""Single hops asked of the model: one relation of one subject, with few-shot examples.
+
+MQuAKE ships, per Wikidata relation, a question template (``question_templates.json``),
+a cloze template and a few-shot block of answered questions (``rel-prompts.json``). A hop
+is asked as ``few-shot block + "Q: {question} A:"`` and the answer read to the end of
+the line: the short single-hop call the multi-hop methods make, and the probe that tells
+which hops the unedited model knows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from kme_rag.backends import Backend
+
+__all__ = ["RelationPrompts", "ask_hop"]
+
+
+@dataclass(frozen=True)
+class RelationPrompts:
+    """MQuAKE's per-relation prompts: question templates and few-shot blocks."""
+
+    questions: dict[str, str]  # relation id -> "Which country is [X] located in?"
+    shots: dict[str, list[str]]  # relation id -> ["Q: ... A: ...", ...]
+
+    @classmethod
+    def load(cls, data_dir: Path) -> RelationPrompts:
+        folder = data_dir / "mquake" / "prompts"
+        questions = json.loads((folder / "question_templates.json").read_text(encoding="utf-8"))
+        blocks = json.loads((folder / "rel-prompts.json").read_text(encoding="utf-8"))
+        shots = {r: [line for line in b.split("\n") if line.strip()] for r, b in blocks.items()}
+        return cls(questions, shots)
+
+    def question(self, relation_id: str, subject: str) -> str:
+        return self.questions[relation_id].replace("[X]", subject)
+
+    def prompt(self, relation_id: str, question: str, k: int = 4) -> str:
+        """``k`` answered examples of the relation (none when MQuAKE has none for it),
+        then the question."""
+        examples = self.shots.get(relation_id, [])[:k]
+        return "".join(f"{line}\n" for line in examples) + f"Q: {question} A:"
+
+
+def ask_hop(
+    backend: Backend,
+    prompts: RelationPrompts,
+    relation_id: str,
+    question: str,
+    max_tokens: int = 12,
+) -> str:
+    """The model's answer to one single-hop question, stripped, to the end of its line."""
+    text = backend.complete(
+        prompts.prompt(relation_id, question), max_tokens=max_tokens, stop=("\n",)
+    )
+    return text.strip()
