@@ -127,7 +127,10 @@ def test_ask_json_answers_through_the_editor(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_bench_mquake_mello_runs_end_to_end_on_the_local_model(tmp_path: Path) -> None:
+def test_bench_mquake_mello_runs_end_to_end_on_the_local_model(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KME_DATA_DIR", str(data_dir))
     out = tmp_path / "mello.json"
     kme(
         tmp_path / "store", "bench", "mquake", "--method", "mello", "--n", "2", "--out", str(out)

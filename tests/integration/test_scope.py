@@ -126,7 +126,10 @@ def test_shipped_weights_have_their_card() -> None:
 
 
 @pytest.mark.slow
-def test_scope_eval_cli_reports_the_documented_fields(tmp_path: Path) -> None:
+def test_scope_eval_cli_reports_the_documented_fields(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KME_DATA_DIR", str(data_dir))
     done = kme(
         tmp_path / "store",
         "scope",
