@@ -7,38 +7,27 @@ with none in scope goes to the backend untouched.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from kme_rag.memory.edit import Edit, normalise_name
+from kme_rag.memory.edit import Edit
+from kme_rag.memory.mention import find_mention
 from kme_rag.memory.store import SearchHit
 
 __all__ = ["ScopeDecision", "ScopeModel", "mentions_subject"]
 
-_WORD_EDGE = r"(?<![\w]){}(?![\w])"
-
-
-def _squash(text: str) -> str:
-    """Lower-case, NFKC, punctuation to spaces, single spaces: for mention matching."""
-    return " ".join(re.sub(r"[^\w]+", " ", normalise_name(text)).split())
-
 
 def mentions_subject(query: str, edit: Edit) -> bool:
-    """Whether the query names the edit's subject (or one of its aliases) as whole words.
-
-    ``"Where is the Eiffel Tower?"`` mentions subject ``"Eiffel Tower"``;
+    """Whether the query names the edit's subject (or one of its aliases) as whole words
+    (:func:`~kme_rag.memory.mention.find_mention`, the matcher retrieval and the trained
+    classifier use). ``"Where is the Eiffel Tower?"`` mentions subject ``"Eiffel Tower"``;
     ``"Where is the Eiffel Towers Inn?"`` does not. Unstructured edits have no subject:
     they never match here and are scoped by similarity alone.
     """
     if edit.subject is None:
         return False
-    text = _squash(query)
-    names = (edit.subject, *edit.subject_aliases)
-    return any(
-        (name := _squash(n)) and re.search(_WORD_EDGE.format(re.escape(name)), text) for n in names
-    )
+    return find_mention(query, (edit.subject, *edit.subject_aliases)).exact
 
 
 @dataclass(frozen=True)

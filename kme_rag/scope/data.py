@@ -25,6 +25,7 @@ out of scope.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -513,6 +514,4 @@ def training_pairs(data_dir: Path, embedder: Embedder, seed: int = 0) -> Trainin
 
 
 def _sha(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
