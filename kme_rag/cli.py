@@ -352,95 +352,24 @@ def _bench_mquake(
     edits: Literal["one", "all"],
     out: Path,
     data: Path | None,
+    known_facts: bool,
 ) -> None:
-    """``kme bench mquake``: the unedited model or MeLLo on MQuAKE-format cases."""
-    import tempfile
+    """``kme bench mquake``: the unedited model, MeLLo or the graph walk (kme)."""
+    from kme_rag.multihop.bench import Method, bench_mquake, load_cases
 
-    from tqdm import tqdm
-
-    from kme_rag.backends import make_backend, qa_prompt
-    from kme_rag.multihop.evaluate import (
-        Hop,
-        known_hops,
-        load_mquake,
-        run_mquake,
-        summarise_mquake,
+    if known_facts and method != "kme":
+        raise ValidationError("expected --known-facts only with --method kme")
+    path, cases = load_cases(settings, data, n)
+    summary = bench_mquake(
+        settings,
+        cast(Method, method),
+        cases,
+        edits,
+        out,
+        dataset=path.name,
+        known_path=path if known_facts else None,
+        provenance=_provenance(),
     )
-    from kme_rag.multihop.hops import RelationPrompts, ask_hop
-    from kme_rag.multihop.mello import MelloParams, load_prompt, run_mello
-
-    path = data or settings.data_dir / "mquake" / "MQuAKE-CF-3k-subset354.json"
-    cases = load_mquake(path, n)
-    # MeLLo resends a ~900-token few-shot prompt each round: reuse its KV cache.
-    backend = make_backend(settings, reuse_prefix=method == "mello")
-    memory = None
-    if method == "mello":
-        store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
-        memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
-        prompt = load_prompt(settings.data_dir)
-        loose = MelloParams(loose=True)
-        found = memory
-
-        def retrieve(subquestion: str) -> str | None:
-            hits = found.search(subquestion, k=1)
-            return hits[0].edit.statement if hits else None
-
-        def answer(question: str) -> tuple[str | None, dict[str, Any]]:
-            result = run_mello(question, backend, retrieve, prompt, loose)
-            contradicts, consistent = result.checks
-            steps = [r.subquestion for r in result.rounds if r.subquestion]
-            return result.answer, {
-                "subquestions": steps,
-                "contradicts": contradicts,
-                "does_not_contradict": consistent,
-            }
-
-    else:
-
-        def answer(question: str) -> tuple[str | None, dict[str, Any]]:
-            text = backend.complete(
-                qa_prompt([{"role": "user", "content": question}]), max_tokens=16, stop=("\n",)
-            )
-            return text, {}
-
-    relations = RelationPrompts.load(settings.data_dir)
-
-    def probe(hop: Hop) -> str:
-        return ask_hop(backend, relations, hop.relation_id, hop.question)
-
-    rows = []
-    with tqdm(total=len(cases), unit="case", file=sys.stderr, desc="asking") as bar:
-        for row in run_mquake(cases, answer, memory, edits_mode=edits):
-            rows.append(row)
-            bar.update(1)
-    probed = tqdm(cases, unit="case", file=sys.stderr, desc="probing unedited hops")
-    known = [known_hops([case], probe)[0] for case in probed]
-    cases_path = out.with_suffix(".cases.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with cases_path.open("w") as fh:
-        for row, hops in zip(rows, known, strict=True):
-            fh.write(json.dumps({**row, "unedited_hops_known": hops}, ensure_ascii=False) + "\n")
-    summary = {
-        "dataset": f"mquake:{path.name}",
-        "method": method,
-        "model": backend.name,
-        "n": len(rows),
-        "edits_mode": edits,
-        "llama_reuse_prefix": method == "mello",
-        **summarise_mquake(cases, rows, known),
-        **_provenance(),
-        "cases_file": cases_path.name,
-    }
-    if method == "mello":
-        checks = [
-            (q["contradicts"], q["does_not_contradict"]) for r in rows for q in r["questions"]
-        ]
-        summary["mello_checks"] = {
-            "contradicts": sum(c for c, _ in checks),
-            "does_not_contradict": sum(d for _, d in checks),
-            "loop": "loose (stop also at the next 'Question:', 'Final answer:' on any line)",
-        }
-    out.write_text(json.dumps(summary, indent=2) + "\n")
     _echo_json(summary["metrics"])
 
 
@@ -483,8 +412,8 @@ def main() -> None:
 @app.command("bench")
 def bench(
     ctx: typer.Context,
-    dataset: str = typer.Argument(..., help="counterfact or zsre."),
-    method: str = typer.Option("kme", help="none, ike (ungated) or kme."),
+    dataset: str = typer.Argument(..., help="counterfact, zsre or mquake."),
+    method: str = typer.Option("kme", help="none, ike (ungated), kme; mquake: none, mello, kme."),
     n: int = typer.Option(100, help="How many cases."),
     edits: str = typer.Option("all", help="all: store every edit first; one: one at a time."),
     out: Path = typer.Option(..., help="Summary JSON; per-case rows go beside it."),
@@ -492,9 +421,14 @@ def bench(
     max_tokens: int = typer.Option(16, help="Tokens generated per answer."),
     ike_demos: int = typer.Option(4, help="Demonstrations per prompt for --method ike."),
     scope: str = typer.Option("classifier", help="kme's scope step: classifier or similarity."),
+    known_facts: bool = typer.Option(
+        False,
+        "--known-facts",
+        help="mquake, kme: import the cases' unedited facts as trusted facts (labelled mode).",
+    ),
 ) -> None:
-    """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop;
-    methods none and mello), greedy decoding."""
+    """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop:
+    the unedited model, MeLLo, or the graph walk), greedy decoding."""
     import tempfile
 
     from tqdm import tqdm
@@ -511,9 +445,10 @@ def bench(
 
     _check_choice("dataset", dataset, ("counterfact", "zsre", "mquake"))
     if dataset == "mquake":
-        _check_choice("method", method, ("none", "mello"))
+        _check_choice("method", method, ("none", "mello", "kme"))
         _check_choice("edits", edits, ("one", "all"))
-        _bench_mquake(_settings(ctx), method, n, cast(Literal["one", "all"], edits), out, data)
+        mode = cast(Literal["one", "all"], edits)
+        _bench_mquake(_settings(ctx), method, n, mode, out, data, known_facts)
         return
     _check_choice("method", method, ("none", "ike", "kme"))
     _check_choice("edits", edits, ("one", "all"))

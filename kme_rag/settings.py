@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     )
     collection: str = Field(default="kme_edits", min_length=3, max_length=63)
     namespace: str = Field(default="default", min_length=1, max_length=128)
+    known_namespace: str | None = Field(
+        default=None,
+        description="Namespace of trusted *unedited* facts that answer multi-hop hops "
+        "before the model does (known-facts mode; off by default).",
+    )
 
     embedder_path: Path | None = Field(
         default=None,

@@ -49,9 +49,10 @@ def ask_hop(
     relation_id: str,
     question: str,
     max_tokens: int = 12,
+    k: int = 4,
 ) -> str:
     """The model's answer to one single-hop question, stripped, to the end of its line."""
     text = backend.complete(
-        prompts.prompt(relation_id, question), max_tokens=max_tokens, stop=("\n",)
+        prompts.prompt(relation_id, question, k), max_tokens=max_tokens, stop=("\n",)
     )
     return text.strip()

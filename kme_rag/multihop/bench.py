@@ -1,0 +1,247 @@
+"""``kme bench mquake``: the unedited model, MeLLo, or the graph walk on MQuAKE cases.
+
+Builds the answering function for a method, runs :func:`~.evaluate.run_mquake`, probes
+which unedited hops of each new chain the unedited model knows, and writes the summary
+JSON (harness schema) and a per-case JSONL beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from kme_rag.backends import Backend, make_backend, qa_prompt
+from kme_rag.memory.edit import Edit, parse_edit
+from kme_rag.memory.graph import FactGraph
+from kme_rag.memory.store import EditMemory
+from kme_rag.multihop.evaluate import (
+    Answerer,
+    Hop,
+    MquakeCase,
+    known_hops,
+    load_mquake,
+    run_mquake,
+    summarise_mquake,
+)
+from kme_rag.multihop.hops import RelationPrompts, ask_hop
+from kme_rag.multihop.mello import MelloParams, load_prompt, run_mello
+from kme_rag.multihop.relations import RelationBank
+from kme_rag.multihop.walk import GraphWalker
+from kme_rag.scope.classifier import TrainedScope
+from kme_rag.settings import Settings
+
+__all__ = [
+    "Method",
+    "bench_mquake",
+    "build_walker",
+    "known_facts",
+    "load_cases",
+    "mello_answerer",
+]
+
+Method = Literal["none", "mello", "kme"]
+LOOSE = "loose (stop also at the next 'Question:', 'Final answer:' on any line)"
+
+
+def known_facts(path: Path, n: int | None = None) -> list[Edit]:
+    """The *unedited* facts of MQuAKE cases as trusted facts: every triple of the
+    original chains and every unedited triple of the new chains (never an edit)."""
+    records = json.loads(path.read_text(encoding="utf-8"))[:n]
+    seen: set[tuple[str, str]] = set()
+    facts = []
+    for record in records:
+        orig = record["orig"]
+        edited = {tuple(t) for t in orig.get("edit_triples", [])}
+        pairs = list(zip(orig["triples"], orig["triples_labeled"], strict=True))
+        pairs += list(zip(orig["new_triples"], orig["new_triples_labeled"], strict=True))
+        for ids, labels in pairs:
+            if tuple(ids) in edited or (ids[0], ids[1]) in seen:
+                continue
+            seen.add((ids[0], ids[1]))
+            facts.append(
+                parse_edit(
+                    {
+                        "subject": labels[0],
+                        "relation": labels[1],
+                        "relation_id": ids[1],
+                        "target_new": labels[2],
+                        "source": f"known:{path.name}#{record['case_id']}",
+                    }
+                )
+            )
+    return facts
+
+
+def mello_answerer(backend: Backend, memory: EditMemory, data_dir: Path) -> Answerer:
+    """MeLLo (loose loop) retrieving the top-1 edited statement per subquestion."""
+    prompt = load_prompt(data_dir)
+    params = MelloParams(loose=True)
+
+    def retrieve(subquestion: str) -> str | None:
+        hits = memory.search(subquestion, k=1)
+        return hits[0].edit.statement if hits else None
+
+    def answer(question: str) -> tuple[str | None, dict[str, Any]]:
+        result = run_mello(question, backend, retrieve, prompt, params)
+        contradicts, consistent = result.checks
+        return result.answer, {
+            "subquestions": [r.subquestion for r in result.rounds if r.subquestion],
+            "contradicts": contradicts,
+            "does_not_contradict": consistent,
+        }
+
+    return answer
+
+
+def build_walker(
+    settings: Settings,
+    backend: Backend,
+    memory: EditMemory,
+    known: FactGraph | None = None,
+) -> GraphWalker:
+    """The graph walk over ``memory``'s edits with MeLLo as its fallback; relations from
+    MQuAKE's template files under ``settings.data_dir`` plus the stored edits' templates."""
+    bank = RelationBank.from_mquake(settings.data_dir, memory.embedder)
+    bank.add_edits(memory.graph.edits())
+    mello = mello_answerer(backend, memory, settings.data_dir)
+    return GraphWalker(
+        backend,
+        memory,
+        bank,
+        RelationPrompts.load(settings.data_dir),
+        TrainedScope(memory.embedder),
+        known=known,
+        fallback=lambda q: mello(q)[0],
+    )
+
+
+def _walk_answerer(walker: GraphWalker) -> Answerer:
+    def answer(question: str) -> tuple[str | None, dict[str, Any]]:
+        result = walker.answer(question)
+        return result.text, {
+            "route": result.method,
+            "subject": result.subject,
+            "chain": list(result.chain),
+            "chain_score": round(result.chain_score, 4),
+            "hops": [
+                {"question": h.question, "answer": h.answer, "source": h.origin}
+                for h in result.hops
+            ],
+        }
+
+    return answer
+
+
+def _plain_answerer(backend: Backend) -> Answerer:
+    def answer(question: str) -> tuple[str | None, dict[str, Any]]:
+        prompt = qa_prompt([{"role": "user", "content": question}])
+        return backend.complete(prompt, max_tokens=16, stop=("\n",)), {}
+
+    return answer
+
+
+def _hop_sources(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {"edit": 0, "known": 0, "model": 0}
+    for row in rows:
+        for question in row["questions"]:
+            for hop in question.get("hops", []):
+                source = hop["source"]
+                kind = "model" if source == "model" else "known" if "known" in source else "edit"
+                counts[kind] += 1
+    return counts
+
+
+def bench_mquake(
+    settings: Settings,
+    method: Method,
+    cases: Sequence[MquakeCase],
+    edits: Literal["one", "all"],
+    out: Path,
+    *,
+    dataset: str,
+    known_path: Path | None = None,
+    provenance: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run one method on ``cases`` and write ``out`` (+ ``.cases.jsonl``); returns the
+    summary. ``known_path`` turns on known-facts mode (labelled in the summary)."""
+    from tqdm import tqdm
+
+    # MeLLo resends a ~900-token prompt each round, the walk a few-shot block per hop:
+    # both reuse llama.cpp's KV cache of the shared prefix (faster, not bit-reproducible).
+    reuse = method != "none"
+    backend = make_backend(settings, reuse_prefix=reuse)
+    memory = None
+    if method == "none":
+        answer = _plain_answerer(backend)
+    else:
+        store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
+        memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
+        if method == "mello":
+            answer = mello_answerer(backend, memory, settings.data_dir)
+        else:
+            known = FactGraph(known_facts(known_path, len(cases))) if known_path else None
+            walker = build_walker(settings, backend, memory, known)
+            answer = _walk_answerer(walker)
+            if edits == "all":  # the relations of every stored edit, once stored
+                memory.add_many([e for case in cases for e in case.edits])
+                walker.bank.add_edits(memory.graph.edits())
+    relations = RelationPrompts.load(settings.data_dir)
+
+    def probe(hop: Hop) -> str:
+        return ask_hop(backend, relations, hop.relation_id, hop.question)
+
+    rows = []
+    stored = memory if method != "kme" or edits == "one" else None  # kme/all: stored above
+    bar = tqdm(total=len(cases), unit="case", file=sys.stderr, desc="asking", disable=not progress)
+    with bar:
+        for row in run_mquake(cases, answer, stored, edits_mode=edits):
+            rows.append(row)
+            bar.update(1)
+    probed = tqdm(cases, unit="case", file=sys.stderr, desc="probing hops", disable=not progress)
+    known_rows = [known_hops([case], probe)[0] for case in probed]
+    cases_path = out.with_suffix(".cases.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with cases_path.open("w") as fh:
+        for row, hops in zip(rows, known_rows, strict=True):
+            fh.write(json.dumps({**row, "unedited_hops_known": hops}, ensure_ascii=False) + "\n")
+    summary: dict[str, Any] = {
+        "dataset": f"mquake:{dataset}",
+        "method": method,
+        "mode": "known facts (trusted unedited facts imported)" if known_path else "plain",
+        "model": backend.name,
+        "n": len(rows),
+        "edits_mode": edits,
+        "llama_reuse_prefix": reuse,
+        **summarise_mquake(cases, rows, known_rows),
+        **(provenance or {}),
+        "cases_file": cases_path.name,
+    }
+    if method == "mello":
+        asked = [q for r in rows for q in r["questions"]]
+        checks = [(q["contradicts"], q["does_not_contradict"]) for q in asked]
+        summary["mello_checks"] = {
+            "contradicts": sum(c for c, _ in checks),
+            "does_not_contradict": sum(d for _, d in checks),
+            "loop": LOOSE,
+        }
+    if method == "kme":
+        routes = [q["route"] for r in rows for q in r["questions"]]
+        summary["routes"] = {k: routes.count(k) for k in sorted(set(routes))}
+        summary["hop_sources"] = _hop_sources(rows)
+        if known_path:
+            summary["known_facts_file"] = known_path.name
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def load_cases(
+    settings: Settings, data: Path | None, n: int | None
+) -> tuple[Path, list[MquakeCase]]:
+    """The cases of ``data`` (default: MQuAKE-CF-3k subset), the first ``n``."""
+    path = data or settings.data_dir / "mquake" / "MQuAKE-CF-3k-subset354.json"
+    return path, load_mquake(path, n)

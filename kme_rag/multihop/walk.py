@@ -1,0 +1,253 @@
+"""Graph-guided multi-hop answering: link the subject, infer the chain, walk it.
+
+1. **Link**: the question's subject is the longest name it mentions of an entity in the
+   fact graph (edits) or the known-facts graph, else the longest quoted or capitalised
+   span (kept as its surface string).
+2. **Chain**: :func:`~kme_rag.multihop.relations.infer_chain` on the question with the
+   subject masked; an edit of the subject makes its relation the likeliest first hop.
+3. **Walk**: for each relation, the hop question ("What is the country of citizenship of
+   Ellie Kemper?") goes to the scope step first: an active edit in scope of it answers
+   the hop with its new object (the graph's fact); else a trusted known fact of the same
+   subject and relation answers it (known-facts mode, labelled); else the model answers
+   the single hop after a few answered examples of the relation.
+4. **Answer**: the last hop's answer, with the trace of every hop.
+
+A question with no linkable subject or no chain above ``min_score`` falls back to MeLLo
+(loose loop) when a fallback is configured.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kme_rag.backends import Backend
+from kme_rag.memory.edit import Edit, normalise_name
+from kme_rag.memory.graph import FactGraph
+from kme_rag.memory.mention import find_mention
+from kme_rag.memory.store import EditMemory
+from kme_rag.multihop.hops import RelationPrompts, ask_hop
+from kme_rag.multihop.relations import Chain, Relation, RelationBank, infer_chain
+from kme_rag.scope.base import ScopeModel
+
+__all__ = ["GraphWalker", "Hop", "MultihopAnswer", "WalkParams", "link_subject", "mask"]
+
+Source = Literal["edit", "known", "model"]
+_QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
+_WORD = re.compile(r"[\w][\w.'\u2019&-]*")
+_JOINERS = {"of", "the", "de", "du", "da", "del", "der", "van", "von", "and", "la", "le", "&"}
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One walked hop: the single-hop question, its answer and where the answer came
+    from (an edit id, a known fact's id, or ``"model"``)."""
+
+    question: str
+    relation_id: str
+    subject: str
+    answer: str
+    source: Source
+    edit_id: str | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.edit_id if self.edit_id is not None else "model"
+
+
+@dataclass(frozen=True)
+class MultihopAnswer:
+    """The walk's answer (None when nothing could be answered) and its trace."""
+
+    text: str | None
+    method: Literal["graph", "mello", "none"]
+    subject: str | None = None
+    chain: tuple[str, ...] = ()
+    chain_score: float = 0.0
+    hops: tuple[Hop, ...] = ()
+
+    @property
+    def edits_used(self) -> list[str]:
+        return [h.edit_id for h in self.hops if h.source == "edit" and h.edit_id]
+
+
+@dataclass(frozen=True)
+class WalkParams:
+    max_hops: int = 4
+    beam: int = 6
+    min_score: float = 0.55  # below: the question is not a chain of the bank's relations
+    shots: int = 4  # answered examples before a single-hop question to the model
+    max_tokens: int = 12
+
+
+def _capitalised_spans(question: str) -> list[str]:
+    """Runs of capitalised words (joined by "of", "the", "de", ...), the question's first
+    word excluded (it is capitalised because it starts the sentence)."""
+    words = list(_WORD.finditer(question))
+    spans: list[str] = []
+    run: list[re.Match[str]] = []
+
+    def close() -> None:
+        while run and run[-1].group().lower() in _JOINERS:
+            run.pop()
+        if run:
+            spans.append(question[run[0].start() : run[-1].end()])
+        run.clear()
+
+    for i, word in enumerate(words):
+        text = word.group()
+        named = i > 0 and any(c.isupper() or c.isdigit() for c in text)
+        if named or (run and text.lower() in _JOINERS):
+            run.append(word)
+        else:
+            close()
+    close()
+    return [re.sub(r"['\u2019]s?$", "", s) for s in spans]
+
+
+def link_subject(question: str, graphs: Sequence[FactGraph]) -> str | None:
+    """The question's subject: the longest entity name (or alias) of the graphs that it
+    names as whole words (unless a capitalised span runs on past it: a longer name),
+    else the longest quoted or capitalised span, else None."""
+    names: list[str] = []
+    for graph in graphs:
+        for edit in graph.mentioned(question):
+            assert edit.subject is not None
+            for name in (edit.subject, *edit.subject_aliases):
+                if find_mention(question, (name,)).exact:
+                    names.append(name)
+    spans = [m.group(1).strip().rstrip(",.;") for m in _QUOTED.finditer(question)]
+    spans += _capitalised_spans(question)
+    if names:
+        name = max(names, key=len)
+        # "judo" inside "European Judo Championships" is part of a longer name
+        longer = [s for s in spans if _continues(s, name)]
+        return max(longer, key=len) if longer else name
+    return max(spans, key=len) if spans else None
+
+
+def _continues(span: str, name: str) -> bool:
+    """Whether ``span`` holds ``name`` followed by more of itself (a longer name)."""
+    index = span.lower().find(name.lower())
+    return index >= 0 and span[index + len(name) :].strip() != ""
+
+
+def mask(question: str, subject: str) -> str:
+    """The question with its subject replaced by "X" (first occurrence, any case)."""
+    index = question.lower().find(subject.lower())
+    if index < 0:
+        return question
+    return f"{question[:index]}X{question[index + len(subject) :]}"
+
+
+_RUN_ON = re.compile(r"\s(?:[A-D][:.)]|Q:|A:)\s?|\?")
+
+
+def clean_answer(text: str) -> str:
+    """A single-hop answer as an entity name: first line, cut where the model runs on
+    into options or a new question ("Vienna B: Graz", "Austria? A"), no trailing
+    punctuation."""
+    line = text.strip().split("\n")[0]
+    line = _RUN_ON.split(line, maxsplit=1)[0]
+    return line.strip().rstrip(".,;:").strip().strip('"').strip()
+
+
+@dataclass
+class GraphWalker:
+    """Answers multi-hop questions by walking relation chains over the edits."""
+
+    backend: Backend
+    memory: EditMemory
+    bank: RelationBank
+    prompts: RelationPrompts
+    scope: ScopeModel
+    known: FactGraph | None = None  # trusted unedited facts (labelled mode)
+    params: WalkParams = field(default_factory=WalkParams)
+    fallback: Callable[[str], str | None] | None = None  # MeLLo, when set
+
+    def graphs(self) -> list[FactGraph]:
+        return [self.memory.graph] + ([self.known] if self.known is not None else [])
+
+    def _edit_hop(self, question: str, relation: Relation, subject: str) -> Edit | None:
+        """The active edit that answers this hop: one of the subject's edits with the
+        same relation id, else the one the scope step puts the hop question in scope of."""
+        facts = self.memory.graph.facts(subject)
+        if not facts:
+            return None
+        for edit in facts:
+            if edit.relation_id == relation.id:
+                return edit
+        decision = self.scope.decide(question, self.memory.candidates(question))
+        named = {e.id for e in facts}
+        return next((e for e in decision.in_scope if e.id in named), None)
+
+    def _known_hop(self, relation: Relation, subject: str) -> Edit | None:
+        if self.known is None:
+            return None
+        for fact in self.known.facts(subject):
+            same_name = normalise_name(fact.relation or "") == normalise_name(relation.id)
+            if fact.relation_id == relation.id or same_name:
+                return fact
+        return None
+
+    def hop(self, relation: Relation, subject: str) -> Hop:
+        """Answer one hop: an edit, then a known fact, then the model."""
+        if relation.id in self.prompts.questions:
+            question = self.prompts.question(relation.id, subject)
+        else:
+            question = relation.ask(subject)
+        edit = self._edit_hop(question, relation, subject)
+        if edit is not None and edit.target_new:
+            return Hop(question, relation.id, subject, edit.target_new, "edit", edit.id)
+        fact = self._known_hop(relation, subject)
+        if fact is not None and fact.target_new:
+            return Hop(question, relation.id, subject, fact.target_new, "known", fact.id)
+        text = ask_hop(
+            self.backend,
+            self.prompts,
+            relation.id,
+            question,
+            max_tokens=self.params.max_tokens,
+            k=self.params.shots,
+        )
+        return Hop(question, relation.id, subject, clean_answer(text), "model")
+
+    def chains(self, question: str) -> tuple[str | None, list[Chain]]:
+        """The linked subject and the candidate chains, best first."""
+        subject = link_subject(question, self.graphs())
+        if subject is None:
+            return None, []
+        anchors = {e.relation_id for e in self.memory.graph.facts(subject) if e.relation_id}
+        found = infer_chain(
+            self.bank,
+            mask(question, subject),
+            max_hops=self.params.max_hops,
+            beam=self.params.beam,
+            anchors=anchors,
+        )
+        return subject, found
+
+    def walk(self, subject: str, chain: Chain) -> list[Hop]:
+        hops: list[Hop] = []
+        entity = subject
+        for relation in chain.relations:
+            step = self.hop(relation, entity)
+            hops.append(step)
+            if not step.answer:
+                break
+            entity = step.answer
+        return hops
+
+    def answer(self, question: str) -> MultihopAnswer:
+        """Link, infer, walk; MeLLo when the question is not a chain of known relations."""
+        subject, found = self.chains(question)
+        if subject is None or not found or found[0].score < self.params.min_score:
+            if self.fallback is not None:
+                return MultihopAnswer(self.fallback(question), "mello", subject)
+            return MultihopAnswer(None, "none", subject)
+        best = found[0]
+        hops = self.walk(subject, best)
+        text = hops[-1].answer if hops and len(hops) == len(best.relations) else None
+        return MultihopAnswer(text, "graph", subject, best.ids, best.score, tuple(hops))
