@@ -183,8 +183,11 @@ def edit_export(ctx: typer.Context, file: Path) -> None:
 
 def _editor(ctx: typer.Context) -> KnowledgeEditor:
     from kme_rag.backends import make_backend
+    from kme_rag.multihop.walk import build_walker
 
-    return KnowledgeEditor(make_backend(_settings(ctx)), _memory(ctx))
+    settings, memory = _settings(ctx), _memory(ctx)
+    backend = make_backend(settings)
+    return KnowledgeEditor(backend, memory, multihop=build_walker(settings, backend, memory))
 
 
 @app.command("ask")

@@ -33,9 +33,10 @@ from kme_rag.ike import (
     fact_block,
     question_block,
 )
-from kme_rag.memory.edit import Edit
-from kme_rag.memory.store import EditMemory
-from kme_rag.scope.base import ScopeDecision, ScopeModel
+from kme_rag.memory.edit import Edit, normalise_name
+from kme_rag.memory.store import EditMemory, SearchHit
+from kme_rag.multihop.walk import GraphWalker, Hop
+from kme_rag.scope.base import ScopeDecision, ScopeModel, mentions_subject
 from kme_rag.scope.classifier import TrainedScope
 
 __all__ = ["Answer", "EditorParams", "KnowledgeEditor", "Plan", "Route"]
@@ -56,6 +57,7 @@ class Answer:
     edits: tuple[Edit, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
     sent: str | list[Message] = ""
+    hops: tuple[Hop, ...] = ()  # route "multihop": each hop's question, answer and source
 
     @property
     def edit_ids(self) -> list[str]:
@@ -78,6 +80,7 @@ class Plan:
     prefill: str = ""
     stop: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    related: tuple[Edit, ...] = ()  # edits whose subject the query names, not in scope
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,22 @@ class KnowledgeEditor:
         scope: ScopeModel | None = None,
         demos: DemoPool | None = None,
         params: EditorParams | None = None,
+        multihop: GraphWalker | None = None,
     ) -> None:
         self.backend = backend
         self.memory = memory
         self.scope: ScopeModel = scope or TrainedScope(memory.embedder)
         self.demos = demos
         self.params = params or EditorParams()
+        self.multihop = multihop
 
     # ---- planning (pure but for retrieval) -------------------------------------------------
 
-    def _decide(self, query: str, timings: dict[str, float]) -> ScopeDecision:
+    def _decide(
+        self, query: str, timings: dict[str, float]
+    ) -> tuple[ScopeDecision, tuple[Edit, ...]]:
+        """The scope decision and the *related* edits: candidates whose subject the query
+        names but that are not in scope (a multi-hop question may run through them)."""
         if not query.strip():
             raise ValidationError(f"expected a non-empty query, got {query!r}")
         start = time.perf_counter()
@@ -128,7 +137,16 @@ class KnowledgeEditor:
         else:
             decision = ScopeDecision(tuple(h.edit for h in hits[:1]), tuple(h.score for h in hits))
         timings["scope_ms"] = (time.perf_counter() - start) * 1000
-        return decision
+        return decision, self._related(query, hits, decision)
+
+    @staticmethod
+    def _related(
+        query: str, hits: Sequence[SearchHit], decision: ScopeDecision
+    ) -> tuple[Edit, ...]:
+        chosen = {e.id for e in decision.in_scope}
+        return tuple(
+            h.edit for h in hits if h.edit.id not in chosen and mentions_subject(query, h.edit)
+        )
 
     def _head(self, query: str, with_demos: bool) -> str:
         """IKE demonstrations nearest the query (only when a demonstration pool is set)."""
@@ -146,9 +164,9 @@ class KnowledgeEditor:
     def plan_completion(self, prompt: str, *, with_demos: bool = True) -> Plan:
         """The plan for continuing ``prompt`` (a cloze such as "The Eiffel Tower is in")."""
         timings: dict[str, float] = {}
-        decision = self._decide(prompt, timings)
+        decision, related = self._decide(prompt, timings)
         if not decision.any:
-            return Plan("passthrough", (), prompt=prompt, timings_ms=timings)
+            return Plan("passthrough", (), prompt=prompt, timings_ms=timings, related=related)
         edits, forced = decision.in_scope, self._prefill(decision.in_scope)
         text = self._head(prompt, with_demos) + fact_block(edits, prompt) + forced
         stop = PREFILL_STOP if forced else ANSWER_STOP
@@ -163,10 +181,11 @@ class KnowledgeEditor:
             raise ValidationError("expected a conversation that ends with a user message")
         timings: dict[str, float] = {}
         query = messages[-1]["content"]
-        decision = self._decide(query, timings)
+        decision, related = self._decide(query, timings)
         edits = decision.in_scope
         if not decision.any:
-            return Plan("passthrough", (), messages=list(messages), timings_ms=timings)
+            sent = list(messages)
+            return Plan("passthrough", (), messages=sent, timings_ms=timings, related=related)
         if native:
             sent = chat_messages(edits, messages)
             return Plan("ike", edits, messages=sent, timings_ms=timings)
@@ -206,12 +225,45 @@ class KnowledgeEditor:
                 raise
             return self._run(self.plan_completion(prompt, with_demos=False), start, chat=False)
 
+    def _walk(self, query: str, plan: Plan, start: float) -> Answer | None:
+        """Route ``multihop``: a question naming an edited subject that no edit is in
+        scope of — or in scope of an edit whose object has edits of its own — is walked
+        hop by hop. The walk's answer is used only when one of its hops came from an
+        edit (otherwise the question is the model's, untouched) and, for an in-scope
+        question, when it differs from the edit's own object (a ripple: "Which country
+        is the Eiffel Tower in?" after Eiffel Tower → Rome and Rome → Italy)."""
+        if self.multihop is None:
+            return None
+        graph = self.memory.graph
+        onward = [e for e in plan.edits if e.target_new and graph.facts(e.target_new)]
+        if not plan.related and not onward:
+            return None
+        call = time.perf_counter()
+        result = self.multihop.answer(query, fallback=False)
+        ids = set(result.edits_used)
+        used = [e for e in graph.edits() if e.id in ids]
+        if result.text is None or not used:
+            return None
+        direct = {normalise_name(e.target_new or "") for e in plan.edits}
+        if plan.edits and normalise_name(result.text) in direct:
+            return None  # the walk agrees with the in-scope edit: answer it directly
+        end = time.perf_counter()
+        timings = {**plan.timings_ms, "multihop_ms": (end - call) * 1000}
+        timings["total_ms"] = (end - start) * 1000
+        sent = [h.question for h in result.hops]
+        return Answer(result.text, "multihop", tuple(used), timings, "\n".join(sent), result.hops)
+
     def chat(self, messages: Sequence[Message]) -> Answer:
-        """Answer the last user message of a conversation."""
+        """Answer the last user message of a conversation (walking multi-hop questions
+        over the edits when a :class:`GraphWalker` is set)."""
         start = time.perf_counter()
         native = self.backend.chat_native
         try:
-            return self._run(self.plan_chat(messages, native=native), start, chat=True)
+            plan = self.plan_chat(messages, native=native)
+            walked = self._walk(messages[-1]["content"], plan, start)
+            if walked is not None:
+                return walked
+            return self._run(plan, start, chat=True)
         except ContextOverflowError:
             if self.demos is None:
                 raise

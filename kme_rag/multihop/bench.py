@@ -28,19 +28,15 @@ from kme_rag.multihop.evaluate import (
     summarise_mquake,
 )
 from kme_rag.multihop.hops import RelationPrompts, ask_hop
-from kme_rag.multihop.mello import MelloParams, load_prompt, run_mello
-from kme_rag.multihop.relations import RelationBank
-from kme_rag.multihop.walk import GraphWalker
-from kme_rag.scope.classifier import TrainedScope
+from kme_rag.multihop.mello import load_prompt, mello_answerer
+from kme_rag.multihop.walk import GraphWalker, build_walker
 from kme_rag.settings import Settings
 
 __all__ = [
     "Method",
     "bench_mquake",
-    "build_walker",
     "known_facts",
     "load_cases",
-    "mello_answerer",
 ]
 
 Method = Literal["none", "mello", "kme"]
@@ -74,49 +70,6 @@ def known_facts(path: Path, n: int | None = None) -> list[Edit]:
                 )
             )
     return facts
-
-
-def mello_answerer(backend: Backend, memory: EditMemory, data_dir: Path) -> Answerer:
-    """MeLLo (loose loop) retrieving the top-1 edited statement per subquestion."""
-    prompt = load_prompt(data_dir)
-    params = MelloParams(loose=True)
-
-    def retrieve(subquestion: str) -> str | None:
-        hits = memory.search(subquestion, k=1)
-        return hits[0].edit.statement if hits else None
-
-    def answer(question: str) -> tuple[str | None, dict[str, Any]]:
-        result = run_mello(question, backend, retrieve, prompt, params)
-        contradicts, consistent = result.checks
-        return result.answer, {
-            "subquestions": [r.subquestion for r in result.rounds if r.subquestion],
-            "contradicts": contradicts,
-            "does_not_contradict": consistent,
-        }
-
-    return answer
-
-
-def build_walker(
-    settings: Settings,
-    backend: Backend,
-    memory: EditMemory,
-    known: FactGraph | None = None,
-) -> GraphWalker:
-    """The graph walk over ``memory``'s edits with MeLLo as its fallback; relations from
-    MQuAKE's template files under ``settings.data_dir`` plus the stored edits' templates."""
-    bank = RelationBank.from_mquake(settings.data_dir, memory.embedder)
-    bank.add_edits(memory.graph.edits())
-    mello = mello_answerer(backend, memory, settings.data_dir)
-    return GraphWalker(
-        backend,
-        memory,
-        bank,
-        RelationPrompts.load(settings.data_dir),
-        TrainedScope(memory.embedder),
-        known=known,
-        fallback=lambda q: mello(q)[0],
-    )
 
 
 def _walk_answerer(walker: GraphWalker) -> Answerer:
@@ -182,7 +135,7 @@ def bench_mquake(
         store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
         memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
         if method == "mello":
-            answer = mello_answerer(backend, memory, settings.data_dir)
+            answer = mello_answerer(backend, memory, load_prompt(settings.data_dir))
         else:
             known = FactGraph(known_facts(known_path, len(cases))) if known_path else None
             walker = build_walker(settings, backend, memory, known)

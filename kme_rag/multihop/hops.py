@@ -20,7 +20,8 @@ __all__ = ["RelationPrompts", "ask_hop"]
 
 @dataclass(frozen=True)
 class RelationPrompts:
-    """MQuAKE's per-relation prompts: question templates and few-shot blocks."""
+    """MQuAKE's per-relation prompts: question templates and few-shot blocks (both
+    empty when the data folder lacks them)."""
 
     questions: dict[str, str]  # relation id -> "Which country is [X] located in?"
     shots: dict[str, list[str]]  # relation id -> ["Q: ... A: ...", ...]
@@ -28,6 +29,8 @@ class RelationPrompts:
     @classmethod
     def load(cls, data_dir: Path) -> RelationPrompts:
         folder = data_dir / "mquake" / "prompts"
+        if not (folder / "question_templates.json").is_file():
+            return cls({}, {})  # no MQuAKE prompts: hops are asked bare
         questions = json.loads((folder / "question_templates.json").read_text(encoding="utf-8"))
         blocks = json.loads((folder / "rel-prompts.json").read_text(encoding="utf-8"))
         shots = {r: [line for line in b.split("\n") if line.strip()] for r, b in blocks.items()}

@@ -19,10 +19,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kme_rag.backends import Backend
+from kme_rag.memory.store import EditMemory
 
-__all__ = ["MelloParams", "MelloResult", "MelloRound", "load_prompt", "parse_round", "run_mello"]
+__all__ = [
+    "MelloParams",
+    "MelloResult",
+    "MelloRound",
+    "load_prompt",
+    "mello_answerer",
+    "parse_round",
+    "run_mello",
+]
 
 FACT = "Retrieved fact:"
 FINAL = "Final answer:"
@@ -100,3 +110,26 @@ def run_mello(
         rounds.append(MelloRound(generated, step.subquestion, fact))
         transcript += f"{generated}{FACT} {fact}."
     return MelloResult(None, tuple(rounds))
+
+
+def mello_answerer(
+    backend: Backend, memory: EditMemory, prompt: str
+) -> Callable[[str], tuple[str | None, dict[str, Any]]]:
+    """MeLLo (loose loop) retrieving the top-1 edited statement of ``memory`` per
+    subquestion: question -> (answer, the subquestions and self-check verdicts)."""
+    params = MelloParams(loose=True)
+
+    def retrieve(subquestion: str) -> str | None:
+        hits = memory.search(subquestion, k=1)
+        return hits[0].edit.statement if hits else None
+
+    def answer(question: str) -> tuple[str | None, dict[str, Any]]:
+        result = run_mello(question, backend, retrieve, prompt, params)
+        contradicts, consistent = result.checks
+        return result.answer, {
+            "subquestions": [r.subquestion for r in result.rounds if r.subquestion],
+            "contradicts": contradicts,
+            "does_not_contradict": consistent,
+        }
+
+    return answer

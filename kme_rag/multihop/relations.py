@@ -31,6 +31,12 @@ from kme_rag.memory.embedder import Embedder
 __all__ = ["Chain", "Relation", "RelationBank", "infer_chain", "noun_phrase"]
 
 SLOT = "[X]"
+# An edit template states a bank relation when its cosine with that relation's cloze is
+# at least MATCH and beats the runner-up by MARGIN ("[X] is located in the city of" is
+# 0.89 from P17's "... in the country of" and 0.87 from P131's: neither).
+MATCH = 0.9
+MARGIN = 0.03
+_OWN = "edit:"  # prefix of relations taken from edits that match no bank relation
 _AUX = r"(is|was|are|were|does|did|do|has|had)"
 _WH_NOUN = re.compile(rf"^(?:which|what) ([a-z ]+?) {_AUX} (.+)$", re.IGNORECASE)
 _WH_AUX = re.compile(rf"^(who|what|where|when) {_AUX} (.+)$", re.IGNORECASE)
@@ -80,12 +86,19 @@ def noun_phrase(question: str) -> str | None:
     return None
 
 
+_TRAILING_NOUN = re.compile(r"^(.*\[X\].*?) the (\w+) of$")
+
+
 def _cloze_phrase(cloze: str) -> str:
     """A noun phrase from a cloze template: "The capital of [X] is" → "the capital of
-    [X]"; "[X] is a citizen of" → "what [X] is a citizen of"."""
+    [X]"; "[X] is located in the city of" → "the city [X] is located in"; "[X] is a
+    citizen of" → "what [X] is a citizen of"."""
     text = cloze.replace("__", "").strip()
     if text.lower().startswith("the ") and text.endswith(" is"):
         return text[:-3][0].lower() + text[1:-3]
+    match = _TRAILING_NOUN.match(text)
+    if match:
+        return f"the {match.group(2)} {match.group(1)}"
     return f"what {text}"
 
 
@@ -93,6 +106,17 @@ def _informative(phrase: str) -> bool:
     """Whether a noun phrase says anything beyond its slot ("the [X]" does not)."""
     words = re.findall(r"[a-z]+", phrase.replace(SLOT, "").lower())
     return any(w not in {"the", "a", "an", "person", "thing", "who", "what"} for w in words)
+
+
+def _edit_cloze(edit: Edit) -> str | None:
+    """An edit's cloze with the slot: its template ("[X] is located in the city of"),
+    else "The capital of [X] is" from a relation name."""
+    if not edit.structured:
+        return None
+    template = edit.template()
+    if template is not None:
+        return template.replace("{}", SLOT).strip()
+    return f"The {edit.relation} of {SLOT} is"
 
 
 @dataclass(frozen=True)
@@ -137,11 +161,15 @@ class RelationBank:
     relations: dict[str, Relation]
     embedder: Embedder
     _cache: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
+    _matched: dict[str, str] = field(default_factory=dict, repr=False)  # template -> id
 
     @classmethod
     def from_mquake(cls, data_dir: Path, embedder: Embedder) -> RelationBank:
-        """The 44 Wikidata relations of MQuAKE's template files."""
+        """The 44 Wikidata relations of MQuAKE's template files (an empty bank when the
+        files are absent: the stored edits' relations are then the only ones)."""
         folder = data_dir / "mquake" / "prompts"
+        if not (folder / "question_templates.json").is_file():
+            return cls({}, embedder)
         questions = json.loads((folder / "question_templates.json").read_text(encoding="utf-8"))
         clozes = json.loads((folder / "cloze_templates.json").read_text(encoding="utf-8"))
         relations = {}
@@ -153,21 +181,44 @@ class RelationBank:
             relations[rid] = Relation(rid, question, cloze, phrase)
         return cls(relations, embedder)
 
+    def relation_of(self, edit: Edit) -> str | None:
+        """The bank relation an edit states: its ``relation_id`` when the bank has it,
+        else the relation whose cloze is nearest the edit's template (cosine ≥
+        ``MATCH``), else the edit's own relation added by :meth:`add_edits`."""
+        if edit.relation_id and edit.relation_id in self.relations:
+            return edit.relation_id
+        cloze = _edit_cloze(edit)
+        if cloze is None:
+            return None
+        template = cloze.replace(SLOT, "X")
+        if template not in self._matched:
+            ids = [r for r in sorted(self.relations) if not r.startswith(_OWN)]
+            best: str | None = None
+            if ids:
+                clozes = [self.relations[r].cloze.replace(SLOT, "X") for r in ids]
+                vectors = self.embedder.embed([template, *clozes])
+                scores = vectors[1:] @ vectors[0]
+                order = np.argsort(-scores)
+                top, runner = (
+                    float(scores[order[0]]),
+                    float(scores[order[1]]) if len(ids) > 1 else 0.0,
+                )
+                best = ids[int(order[0])] if top >= MATCH and top - runner >= MARGIN else None
+            self._matched[template] = best or f"{_OWN}{template}"
+        matched = self._matched[template]
+        return matched if matched in self.relations else None
+
     def add_edits(self, edits: Iterable[Edit]) -> int:
-        """Add the relations of stored edits that the bank does not know, from their
-        cloze templates (keyed by ``relation_id`` when set, else by the relation name).
-        Returns how many were added."""
+        """Add the relations of stored edits that no bank relation matches, from their
+        cloze templates. Returns how many were added."""
         added = 0
         for edit in edits:
-            if not edit.structured or not edit.prompt or "{}" not in edit.prompt:
+            cloze = _edit_cloze(edit)
+            if cloze is None or self.relation_of(edit) is not None:
                 continue
-            rid = edit.relation_id or (edit.relation or "").strip().lower()
-            if not rid or rid in self.relations:
-                continue
-            cloze = edit.prompt.replace("{}", SLOT)
+            rid = self._matched[cloze.replace(SLOT, "X")]
             phrase = _cloze_phrase(cloze)
-            question = f"What is {phrase}?"
-            self.relations[rid] = Relation(rid, question, cloze, phrase)
+            self.relations[rid] = Relation(rid, f"What is {phrase}?", cloze, phrase)
             added += 1
         return added
 

@@ -29,10 +29,21 @@ from kme_rag.memory.graph import FactGraph
 from kme_rag.memory.mention import find_mention
 from kme_rag.memory.store import EditMemory
 from kme_rag.multihop.hops import RelationPrompts, ask_hop
+from kme_rag.multihop.mello import load_prompt, mello_answerer
 from kme_rag.multihop.relations import Chain, Relation, RelationBank, infer_chain
 from kme_rag.scope.base import ScopeModel
+from kme_rag.scope.classifier import TrainedScope
+from kme_rag.settings import Settings
 
-__all__ = ["GraphWalker", "Hop", "MultihopAnswer", "WalkParams", "link_subject", "mask"]
+__all__ = [
+    "GraphWalker",
+    "Hop",
+    "MultihopAnswer",
+    "WalkParams",
+    "build_walker",
+    "link_subject",
+    "mask",
+]
 
 Source = Literal["edit", "known", "model"]
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
@@ -43,7 +54,7 @@ _JOINERS = {"of", "the", "de", "du", "da", "del", "der", "van", "von", "and", "l
 @dataclass(frozen=True)
 class Hop:
     """One walked hop: the single-hop question, its answer and where the answer came
-    from (an edit id, a known fact's id, or ``"model"``)."""
+    from (edit ids joined by "+", a known fact's id, or ``"model"``)."""
 
     question: str
     relation_id: str
@@ -70,7 +81,9 @@ class MultihopAnswer:
 
     @property
     def edits_used(self) -> list[str]:
-        return [h.edit_id for h in self.hops if h.source == "edit" and h.edit_id]
+        """Ids of the edits the hops were answered from (a hop may chain two)."""
+        hops = [h.edit_id for h in self.hops if h.source == "edit" and h.edit_id]
+        return [i for ids in hops for i in ids.split("+")]
 
 
 @dataclass(frozen=True)
@@ -170,18 +183,35 @@ class GraphWalker:
     def graphs(self) -> list[FactGraph]:
         return [self.memory.graph] + ([self.known] if self.known is not None else [])
 
-    def _edit_hop(self, question: str, relation: Relation, subject: str) -> Edit | None:
-        """The active edit that answers this hop: one of the subject's edits with the
-        same relation id, else the one the scope step puts the hop question in scope of."""
+    def _exact(self, subject: str, relation: Relation) -> Edit | None:
+        """The subject's active edit of exactly this relation (by the bank's mapping)."""
+        for edit in self.memory.graph.facts(subject):
+            if self.bank.relation_of(edit) == relation.id:
+                return edit
+        return None
+
+    def _edit_hop(self, question: str, relation: Relation, subject: str) -> tuple[Edit, ...]:
+        """The active edits that answer this hop, as a path: the subject's edit of the
+        same relation; else the one the scope step puts the hop question in scope of —
+        and when that edit states *another* relation whose object has an edit of this
+        one, both ("Which country is the Eiffel Tower in?" with Eiffel Tower → Rome
+        (city) and Rome → Italy (country) in the graph answers Italy)."""
+        exact = self._exact(subject, relation)
+        if exact is not None:
+            return (exact,)
         facts = self.memory.graph.facts(subject)
         if not facts:
-            return None
-        for edit in facts:
-            if edit.relation_id == relation.id:
-                return edit
+            return ()
         decision = self.scope.decide(question, self.memory.candidates(question))
         named = {e.id for e in facts}
-        return next((e for e in decision.in_scope if e.id in named), None)
+        edit = next((e for e in decision.in_scope if e.id in named), None)
+        if edit is None:
+            return ()
+        if edit.target_new and self.bank.relation_of(edit) != relation.id:
+            onward = self._exact(edit.target_new, relation)
+            if onward is not None:
+                return (edit, onward)
+        return (edit,)
 
     def _known_hop(self, relation: Relation, subject: str) -> Edit | None:
         if self.known is None:
@@ -198,9 +228,10 @@ class GraphWalker:
             question = self.prompts.question(relation.id, subject)
         else:
             question = relation.ask(subject)
-        edit = self._edit_hop(question, relation, subject)
-        if edit is not None and edit.target_new:
-            return Hop(question, relation.id, subject, edit.target_new, "edit", edit.id)
+        path = self._edit_hop(question, relation, subject)
+        if path and path[-1].target_new:
+            ids = "+".join(e.id for e in path)
+            return Hop(question, relation.id, subject, path[-1].target_new, "edit", ids)
         fact = self._known_hop(relation, subject)
         if fact is not None and fact.target_new:
             return Hop(question, relation.id, subject, fact.target_new, "known", fact.id)
@@ -219,7 +250,9 @@ class GraphWalker:
         subject = link_subject(question, self.graphs())
         if subject is None:
             return None, []
-        anchors = {e.relation_id for e in self.memory.graph.facts(subject) if e.relation_id}
+        facts = self.memory.graph.facts(subject)
+        self.bank.add_edits(facts)  # edits stored since the bank was built
+        anchors = {r for r in map(self.bank.relation_of, facts) if r is not None}
         found = infer_chain(
             self.bank,
             mask(question, subject),
@@ -240,14 +273,51 @@ class GraphWalker:
             entity = step.answer
         return hops
 
-    def answer(self, question: str) -> MultihopAnswer:
-        """Link, infer, walk; MeLLo when the question is not a chain of known relations."""
+    def answer(self, question: str, *, fallback: bool = True) -> MultihopAnswer:
+        """Link, infer, walk; MeLLo (when set and ``fallback``) when the question is not
+        a chain of known relations."""
         subject, found = self.chains(question)
         if subject is None or not found or found[0].score < self.params.min_score:
-            if self.fallback is not None:
+            if self.fallback is not None and fallback:
                 return MultihopAnswer(self.fallback(question), "mello", subject)
             return MultihopAnswer(None, "none", subject)
         best = found[0]
         hops = self.walk(subject, best)
         text = hops[-1].answer if hops and len(hops) == len(best.relations) else None
         return MultihopAnswer(text, "graph", subject, best.ids, best.score, tuple(hops))
+
+
+def build_walker(
+    settings: Settings,
+    backend: Backend,
+    memory: EditMemory,
+    known: FactGraph | None = None,
+    params: WalkParams | None = None,
+) -> GraphWalker:
+    """The graph walk over ``memory``'s edits: relations from MQuAKE's template files
+    under ``settings.data_dir`` (when present) plus the stored edits' templates, the
+    trained scope, and MeLLo (loose) as the fallback when its prompt file is present.
+    ``known`` defaults to the facts of ``settings.known_namespace`` when that is set."""
+    bank = RelationBank.from_mquake(settings.data_dir, memory.embedder)
+    bank.add_edits(memory.graph.edits())
+    if known is None and settings.known_namespace:
+        namespace = settings.known_namespace
+        known = EditMemory.open(settings, embedder=memory.embedder, namespace=namespace).graph
+    fallback = None
+    prompt_file = settings.data_dir / "mquake" / "prompts" / "MeLLo-prompt.txt"
+    if prompt_file.is_file():
+        mello = mello_answerer(backend, memory, load_prompt(settings.data_dir))
+
+        def fallback(question: str) -> str | None:
+            return mello(question)[0]
+
+    return GraphWalker(
+        backend,
+        memory,
+        bank,
+        RelationPrompts.load(settings.data_dir),
+        TrainedScope(memory.embedder),
+        known=known,
+        params=params or WalkParams(),
+        fallback=fallback,
+    )

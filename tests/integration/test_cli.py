@@ -141,3 +141,31 @@ def test_bench_mquake_mello_runs_end_to_end_on_the_local_model(
     assert set(summary["metrics"]) >= {"multihop_accuracy", "question_accuracy", "prior_baseline"}
     assert 0.0 <= summary["metrics"]["multihop_accuracy"] <= 1.0
     assert summary["mello_checks"]["loop"].startswith("loose")
+
+
+@pytest.mark.slow
+def test_bench_mquake_kme_walks_with_and_without_known_facts(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KME_DATA_DIR", str(data_dir))
+    t50 = str(data_dir / "mquake" / "MQuAKE-T-first50.json")
+    summaries = {}
+    for name, extra in (("plain", []), ("known", ["--known-facts"])):
+        out = tmp_path / f"{name}.json"
+        kme(tmp_path / name, "bench", "mquake", "--method", "kme", "--n", "2", "--data", t50,
+            "--out", str(out), *extra)  # fmt: skip
+        summaries[name] = json.loads(out.read_text())
+        rows = out.with_suffix(".cases.jsonl").read_text().splitlines()
+        hops = json.loads(rows[0])["questions"][0]["hops"]
+        assert hops and all({"question", "answer", "source"} <= set(h) for h in hops)
+    plain, known = summaries["plain"], summaries["known"]
+    assert plain["mode"] == "plain" and known["mode"].startswith("known facts")
+    assert set(plain["metrics"]) >= {
+        "multihop_accuracy",
+        "question_accuracy",
+        "known_hops_accuracy",
+        "prior_baseline",
+    }
+    # MQuAKE-T edits a head of state/government: every walked chain crosses an edit
+    assert plain["hop_sources"]["edit"] > 0 and plain["hop_sources"]["known"] == 0
+    assert known["hop_sources"]["known"] > 0

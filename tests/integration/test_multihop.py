@@ -1,0 +1,177 @@
+"""Graph-guided multi-hop answering on a real store, embedder and relation bank.
+
+The model is scripted here (its answers are the subject of the slow test at the end):
+what is tested is which hops come from edits, known facts or the model, and what each
+single-hop call sends.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from kme_rag.backends import CallableBackend, LlamaCppBackend
+from kme_rag.editor import KnowledgeEditor
+from kme_rag.memory.edit import parse_edit
+from kme_rag.memory.embedder import MiniLMEmbedder
+from kme_rag.memory.graph import FactGraph
+from kme_rag.memory.store import EditMemory
+from kme_rag.multihop.bench import known_facts
+from kme_rag.multihop.hops import RelationPrompts
+from kme_rag.multihop.relations import RelationBank, infer_chain
+from kme_rag.multihop.walk import GraphWalker, WalkParams, build_walker
+from kme_rag.scope.classifier import TrainedScope
+from kme_rag.settings import Settings
+
+EIFFEL = {"subject": "Eiffel Tower", "relation": "{} is located in the city of"}
+ROME = {"subject": "Rome", "relation": "{} is located in the country of", "target_new": "Italy"}
+
+
+@pytest.fixture(scope="module")
+def bank(data_dir: Path, embedder: MiniLMEmbedder) -> RelationBank:
+    return RelationBank.from_mquake(data_dir, embedder)
+
+
+@pytest.fixture
+def memory(tmp_path: Path, embedder: MiniLMEmbedder) -> EditMemory:
+    return EditMemory.open(Settings(store=tmp_path / "store"), embedder=embedder)
+
+
+def recording(reply: str) -> tuple[CallableBackend, list[str]]:
+    sent: list[str] = []
+
+    def complete(prompt: str) -> str:
+        sent.append(prompt)
+        return reply
+
+    return CallableBackend(complete), sent
+
+
+def walker(
+    backend: CallableBackend,
+    memory: EditMemory,
+    bank: RelationBank,
+    data_dir: Path,
+    known: FactGraph | None = None,
+) -> GraphWalker:
+    prompts = RelationPrompts.load(data_dir)
+    scope = TrainedScope(memory.embedder)
+    return GraphWalker(backend, memory, bank, prompts, scope, known=known, params=WalkParams())
+
+
+def test_chain_inference_orders_the_relations_of_a_nested_question(bank: RelationBank) -> None:
+    two = infer_chain(bank, "What is the capital of the country of citizenship of X?")
+    assert two[0].ids == ("P27", "P36")
+    assert infer_chain(bank, "Which country is X located in?")[0].ids == ("P17",)
+    assert len({c.ids for c in two}) == len(two)  # distinct candidates, best first
+    assert all(a.score >= b.score for a, b in pairwise(two))
+
+
+def test_edit_templates_map_to_bank_relations_or_become_their_own(bank: RelationBank) -> None:
+    citizen = parse_edit({"subject": "A", "relation": "{} is a citizen of", "target_new": "B"})
+    assert bank.relation_of(citizen) == "P27"
+    city = parse_edit({**EIFFEL, "target_new": "Rome"})
+    assert bank.relation_of(city) is None  # as close to P17 as to P131: neither
+    assert bank.add_edits([city]) == 1 and bank.add_edits([city]) == 0
+    own = bank.relation_of(city)
+    assert own is not None and bank.relations[own].phrase == "the city [X] is located in"
+    labelled = parse_edit(
+        {"subject": "A", "relation": "x", "relation_id": "P36", "target_new": "C"}
+    )
+    assert bank.relation_of(labelled) == "P36"
+
+
+def test_walk_takes_edited_hops_from_the_graph_and_asks_the_model_the_rest(
+    memory: EditMemory, bank: RelationBank, data_dir: Path
+) -> None:
+    edit = memory.add(
+        parse_edit(
+            {
+                "subject": "Ellie Kemper",
+                "relation": "{} is a citizen of",
+                "relation_id": "P27",
+                "target_new": "Croatia",
+            }
+        )
+    )
+    backend, sent = recording(" Zagreb\n")
+    result = walker(backend, memory, bank, data_dir).answer(
+        "What is the capital of the country that Ellie Kemper is a citizen of?"
+    )
+    assert result.method == "graph" and result.subject == "Ellie Kemper"
+    assert result.chain == ("P27", "P36") and result.text == "Zagreb"
+    first, second = result.hops
+    assert (first.answer, first.source, first.edit_id) == ("Croatia", "edit", edit.id)
+    assert (second.question, second.source) == ("What is the capital of Croatia?", "model")
+    # one short call: four answered capital questions, then this hop's
+    assert len(sent) == 1 and sent[0].count("Q: What is the capital of") == 5
+    assert sent[0].endswith("Q: What is the capital of Croatia? A:")
+    assert result.edits_used == [edit.id]
+
+
+def test_known_facts_answer_hops_before_the_model(
+    memory: EditMemory, bank: RelationBank, data_dir: Path
+) -> None:
+    memory.add(parse_edit({"subject": "Ellie Kemper", "relation": "{} is a citizen of",
+                           "relation_id": "P27", "target_new": "Croatia"}))  # fmt: skip
+    fact = parse_edit(
+        {"subject": "Croatia", "relation": "capital", "relation_id": "P36", "target_new": "Zagreb"}
+    )
+
+    def no_model(prompt: str) -> str:
+        raise AssertionError(f"the model was asked: {prompt!r}")
+
+    known = FactGraph([fact])
+    result = walker(CallableBackend(no_model), memory, bank, data_dir, known).answer(
+        "What is the capital of the country that Ellie Kemper is a citizen of?"
+    )
+    assert result.text == "Zagreb" and [h.source for h in result.hops] == ["edit", "known"]
+    assert result.hops[1].edit_id == fact.id
+
+
+def test_editor_routes_ripples_through_the_graph_and_leaves_other_questions_alone(
+    memory: EditMemory, bank: RelationBank, data_dir: Path
+) -> None:
+    memory.add_many([parse_edit({**EIFFEL, "target_new": "Rome"}), parse_edit(ROME)])
+    backend, sent = recording(" Gustave Eiffel")
+    editor = KnowledgeEditor(backend, memory, multihop=walker(backend, memory, bank, data_dir))
+    ripple = editor.ask("Which country is the Eiffel Tower in?")
+    assert ripple.route == "multihop" and ripple.text == "Italy" and sent == []
+    assert len(ripple.edits) == 2 and ripple.hops[0].source == "edit"
+    # naming an edited subject, but no edit on the walked path: the model, untouched
+    other = editor.ask("Who designed the Eiffel Tower?")
+    assert other.route == "passthrough" and other.hops == ()
+    assert other.sent == [{"role": "user", "content": "Who designed the Eiffel Tower?"}]
+    unrelated = editor.ask("What is the capital of France?")
+    assert unrelated.route == "passthrough"
+
+
+def test_known_facts_of_mquake_cases_never_include_an_edit(data_dir: Path) -> None:
+    path = data_dir / "mquake" / "MQuAKE-CF-3k-subset354.json"
+    facts = known_facts(path, 20)
+    assert facts and all(f.source.startswith("known:") and f.relation_id for f in facts)
+    pairs = {(f.subject, f.relation_id, f.target_new) for f in facts}
+    assert ("Ellie Kemper", "P27", "Croatia") not in pairs  # case 1's edit
+    assert ("Ellie Kemper", "P27", "United States of America") in pairs  # its original fact
+    assert ("Croatia", "P35", "Kolinda Grabar-Kitarović") in pairs  # an unedited new hop
+
+
+@pytest.mark.slow
+def test_real_model_answers_the_ripple_and_the_two_hop_question(
+    memory: EditMemory, data_dir: Path
+) -> None:
+    memory.add_many([parse_edit({**EIFFEL, "target_new": "Rome"}), parse_edit(ROME)])
+    backend = LlamaCppBackend()
+    settings = Settings(data_dir=data_dir)
+    editor = KnowledgeEditor(backend, memory, multihop=build_walker(settings, backend, memory))
+    ripple = editor.ask("Which country is the Eiffel Tower in?")
+    assert ripple.route == "multihop" and ripple.text == "Italy"
+    nested = editor.ask("What is the capital of the country where the Eiffel Tower is?")
+    assert nested.route == "multihop" and nested.hops[0].answer == "Italy"
+    assert nested.hops[-1].source == "model" and "Rome" in nested.text
+    question = "What is the capital of France?"
+    unrelated = editor.ask(question)
+    assert unrelated.route == "passthrough"
+    assert unrelated.text == backend.chat([{"role": "user", "content": question}])
