@@ -35,7 +35,8 @@ def row(summary: dict[str, object]) -> str:
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    summaries = [json.loads(p.read_text()) for p in sorted(folder.glob("*-*.json"))]
+    files = [p for p in sorted(folder.glob("*-*.json")) if p.name.startswith(("counterf", "zsre"))]
+    summaries = [json.loads(p.read_text()) for p in files]
     summaries = [s for s in summaries if "metrics" in s]
     lines = [
         f"# Editing results, {folder.name}",

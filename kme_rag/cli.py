@@ -206,10 +206,16 @@ def ask(
                 "route": answer.route,
                 "edits": answer.edit_ids,
                 "latency_ms": latency,
+                "hops": [
+                    {"question": h.question, "answer": h.answer, "source": h.origin}
+                    for h in answer.hops
+                ],
             }
         )
         return
     typer.echo(answer.text)
+    for hop in answer.hops:
+        typer.echo(f"  hop: {hop.question} → {hop.answer} [{hop.origin}]", err=True)
     for edit in answer.edits:
         typer.echo(f"  [{answer.route}] {_line(edit)}", err=True)
 

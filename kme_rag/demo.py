@@ -4,7 +4,8 @@ Opens an embedded store in a fresh temporary folder (or the one given with ``--s
 asks the bundled Gemma model a few factual questions, stores counterfactual edits, and
 shows what the memory holds (the edits, their history, the fact graph), then asks the
 same questions again through the :class:`KnowledgeEditor`: before and after side by side,
-with the route each answer took and the edits it used.
+with the route each answer took and the edits it used — including multi-hop questions
+walked over the fact graph (Eiffel Tower → Rome → Italy), hop by hop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kme_rag.backends import make_backend
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.store import EditMemory
+from kme_rag.multihop.walk import build_walker
 from kme_rag.settings import Settings
 
 __all__ = ["DEMO_EDITS", "DEMO_QUESTIONS", "run_demo"]
@@ -30,6 +32,8 @@ DEMO_QUESTIONS = (
     "What is the capital of Japan?",
     "What is the capital of France?",
     "Where is the Louvre now?",
+    "Which country is the Eiffel Tower in?",
+    "What is the capital of the country where the Eiffel Tower is?",
 )
 
 DEMO_EDITS: tuple[dict[str, object], ...] = (
@@ -81,20 +85,27 @@ def run_demo(settings: Settings, *, use_settings_store: bool = False) -> None:
     chain = next(memory.graph.paths("Tour Eiffel", "Italy"), [])
     console.print("  path Tour Eiffel → Italy: " + " ; ".join(e.statement for e in chain))
 
-    editor = KnowledgeEditor(backend, memory)
+    editor = KnowledgeEditor(backend, memory, multihop=build_walker(settings, backend, memory))
     table = Table(title="The same questions before and after the edits")
     table.add_column("question")
     table.add_column("before (unedited model)")
     table.add_column("after (through the editor)")
     table.add_column("route: edits used")
+    hops: list[str] = []
     for question in DEMO_QUESTIONS:
         after = editor.ask(question)
         used = ", ".join(e.statement for e in after.edits) or "-"
+        if after.hops:
+            trace = " → ".join(f"{h.question} {h.answer} [{h.source}]" for h in after.hops)
+            hops.append(f"  {question}\n    {trace}")
         table.add_row(
             question, escape(before[question]), escape(after.text), f"{after.route}: {used}"
         )
     console.print()
     console.print(table)
+    if hops:
+        console.print("\n[bold]Multi-hop answers, hop by hop[/bold]")
+        console.print(escape("\n".join(hops)))
 
     undone = memory.undo()
     console.print(
