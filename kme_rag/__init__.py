@@ -11,6 +11,7 @@ from kme_rag.backends import (
 from kme_rag.editor import Answer, EditorParams, KnowledgeEditor
 from kme_rag.errors import KmeError
 from kme_rag.memory import Edit, EditMemory, Embedder, FactGraph, MiniLMEmbedder, SearchHit
+from kme_rag.multihop.walk import GraphWalker, build_walker
 from kme_rag.scope import ScopeModel, SimilarityScope, TrainedScope
 from kme_rag.settings import Settings
 from kme_rag.wrappers import wrap
@@ -26,6 +27,7 @@ __all__ = [
     "EditorParams",
     "Embedder",
     "FactGraph",
+    "GraphWalker",
     "KmeError",
     "KnowledgeEditor",
     "LlamaCppBackend",
@@ -38,6 +40,7 @@ __all__ = [
     "SimilarityScope",
     "TrainedScope",
     "__version__",
+    "build_walker",
     "make_backend",
     "wrap",
 ]

@@ -11,6 +11,7 @@ EXPECTED = {
     "EditorParams",
     "Embedder",
     "FactGraph",
+    "GraphWalker",
     "KmeError",
     "KnowledgeEditor",
     "LlamaCppBackend",
@@ -23,6 +24,7 @@ EXPECTED = {
     "SimilarityScope",
     "TrainedScope",
     "__version__",
+    "build_walker",
     "make_backend",
     "wrap",
 }
