@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kme_rag.backends import Backend
-from kme_rag.memory.edit import Edit, normalise_name
+from kme_rag.memory.edit import Edit
 from kme_rag.memory.graph import FactGraph
 from kme_rag.memory.mention import find_mention
 from kme_rag.memory.store import EditMemory
@@ -214,13 +214,13 @@ class GraphWalker:
         return (edit,)
 
     def _known_hop(self, relation: Relation, subject: str) -> Edit | None:
+        """The subject's trusted fact of this relation (mapped like an edit's)."""
         if self.known is None:
             return None
-        for fact in self.known.facts(subject):
-            same_name = normalise_name(fact.relation or "") == normalise_name(relation.id)
-            if fact.relation_id == relation.id or same_name:
-                return fact
-        return None
+        return next(
+            (f for f in self.known.facts(subject) if self.bank.relation_of(f) == relation.id),
+            None,
+        )
 
     def hop(self, relation: Relation, subject: str) -> Hop:
         """Answer one hop: an edit, then a known fact, then the model."""

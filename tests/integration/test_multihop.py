@@ -175,3 +175,22 @@ def test_real_model_answers_the_ripple_and_the_two_hop_question(
     unrelated = editor.ask(question)
     assert unrelated.route == "passthrough"
     assert unrelated.text == backend.chat([{"role": "user", "content": question}])
+
+
+def test_the_known_namespace_setting_gives_the_walk_its_trusted_facts(
+    tmp_path: Path, embedder: MiniLMEmbedder, data_dir: Path
+) -> None:
+    settings = Settings(store=tmp_path / "store", data_dir=data_dir, known_namespace="known")
+    trusted = EditMemory.open(settings, embedder=embedder, namespace="known")
+    fact = trusted.add(
+        parse_edit({"subject": "Croatia", "relation": "capital", "target_new": "Zagreb"})
+    )
+    memory = EditMemory.open(settings, embedder=embedder)
+    backend, _ = recording(" model")
+    walk = build_walker(settings, backend, memory)
+    assert walk.known is not None and [e.id for e in walk.known.facts("croatia")] == [fact.id]
+    assert memory.graph.facts("Croatia") == []  # trusted facts are not edits
+    hop = walk.hop(walk.bank.relations["P36"], "Croatia")  # "capital" maps to P36
+    assert (hop.answer, hop.source, hop.edit_id) == ("Zagreb", "known", fact.id)
+    bare = build_walker(settings.model_copy(update={"known_namespace": None}), backend, memory)
+    assert bare.known is None
