@@ -15,6 +15,7 @@ from the same objects::
     ├── NothingToUndoError         409  conflict_error
     ├── ConfigurationError         500  configuration_error
     ├── StoreError                 503  store_error
+    ├── WhiteboxError              500  whitebox_error
     └── BackendError               502  upstream_error
         ├── BackendTimeoutError    504  upstream_timeout
         └── ContextOverflowError   400  context_length_exceeded
@@ -36,6 +37,7 @@ __all__ = [
     "PermissionDeniedError",
     "StoreError",
     "ValidationError",
+    "WhiteboxError",
 ]
 
 
@@ -102,6 +104,12 @@ class StoreError(KmeError):
 
     status_code = 503
     error_type = "store_error"
+
+
+class WhiteboxError(KmeError):
+    """Weight editing failed: an unsupported architecture, a bad module path, a wrong-order undo."""
+
+    error_type = "whitebox_error"
 
 
 class BackendError(KmeError):
