@@ -10,7 +10,10 @@ a chain of relations composes into one question:
 
 :func:`infer_chain` masks the question's subject, then beam-searches over relation
 chains (depth ≤ 4), scoring each composed question by its embedding cosine with the
-masked question. The compositions do not depend on the question, so their embeddings
+masked question and by how well the chain's *types* line up: each relation's answered
+examples (``rel-prompts.json``) give it a subject type and an object type (mean
+embeddings), so "capital of" fits after "country of citizenship" and not after "sport".
+The compositions do not depend on the question, so their embeddings
 are cached across questions. The bank comes from MQuAKE's template files and grows with
 the relations of the stored edits (their cloze templates).
 """
@@ -21,6 +24,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +40,7 @@ SLOT = "[X]"
 # 0.89 from P17's "... in the country of" and 0.87 from P131's: neither).
 MATCH = 0.9
 MARGIN = 0.03
+UNTYPED = 0.3  # the type fit of a link whose relation has no examples
 _OWN = "edit:"  # prefix of relations taken from edits that match no bank relation
 _AUX = r"(is|was|are|were|does|did|do|has|had)"
 _WH_NOUN = re.compile(rf"^(?:which|what) ([a-z ]+?) {_AUX} (.+)$", re.IGNORECASE)
@@ -119,6 +124,16 @@ def _edit_cloze(edit: Edit) -> str | None:
     return f"The {edit.relation} of {SLOT} is"
 
 
+def _examples(question: str, block: str) -> tuple[list[str], list[str]]:
+    """The (subjects, objects) of a relation's answered examples ("Q: What is the
+    capital of Germany? A: Berlin"), read back through its question template."""
+    pattern = re.compile(
+        "^Q: " + re.escape(question).replace(re.escape(SLOT), "(.+?)") + r" A: (.+)$"
+    )
+    pairs = [m.groups() for m in map(pattern.match, block.split("\n")) if m]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 @dataclass(frozen=True)
 class Relation:
     """One relation: an id, a question template, a cloze and the derived noun phrase."""
@@ -160,8 +175,11 @@ class RelationBank:
 
     relations: dict[str, Relation]
     embedder: Embedder
+    # relation id -> examples (subjects, objects): the relation's type signature
+    examples: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     _cache: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
     _matched: dict[str, str] = field(default_factory=dict, repr=False)  # template -> id
+    _types: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_mquake(cls, data_dir: Path, embedder: Embedder) -> RelationBank:
@@ -179,7 +197,11 @@ class RelationBank:
             if not _informative(phrase):
                 continue  # "Who is the [X]?" (P1308) matches any "Who is the ..." question
             relations[rid] = Relation(rid, question, cloze, phrase)
-        return cls(relations, embedder)
+        shots = json.loads((folder / "rel-prompts.json").read_text(encoding="utf-8"))
+        examples = {
+            rid: _examples(relations[rid].question, shots.get(rid, "")) for rid in relations
+        }
+        return cls(relations, embedder, {r: e for r, e in examples.items() if e[0]})
 
     def relation_of(self, edit: Edit) -> str | None:
         """The bank relation an edit states: its ``relation_id`` when the bank has it,
@@ -222,6 +244,27 @@ class RelationBank:
             added += 1
         return added
 
+    def signature(self, rid: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(subject type, object type) of a relation: the normalised mean embeddings of
+        its example subjects and objects; None for a relation without examples."""
+        if rid not in self._types and rid in self.examples:
+            subjects, objects = self.examples[rid]
+            vectors = self.embedder.embed([*subjects, *objects])
+            subject, obj = vectors[: len(subjects)].mean(0), vectors[len(subjects) :].mean(0)
+            self._types[rid] = (subject / np.linalg.norm(subject), obj / np.linalg.norm(obj))
+        return self._types.get(rid)
+
+    def fit(self, chain: tuple[str, ...], subject: np.ndarray) -> float:
+        """How well a chain's types line up: the mean cosine of the subject with the first
+        relation's subjects, and of each relation's objects with the next one's subjects
+        ("capital of" after "country of citizenship": countries meet countries). A link
+        without examples counts ``UNTYPED``."""
+        types = [self.signature(r) for r in chain]
+        links = [float(subject @ types[0][0]) if types[0] is not None else UNTYPED]
+        for before, after in pairwise(types):
+            links.append(float(before[1] @ after[0]) if before and after else UNTYPED)
+        return sum(links) / len(links)
+
     def _vectors(self, chains: Sequence[tuple[str, ...]]) -> np.ndarray:
         missing = [c for c in chains if c not in self._cache]
         if missing:
@@ -235,24 +278,28 @@ def infer_chain(
     bank: RelationBank,
     masked_question: str,
     *,
+    subject: str | None = None,
     max_hops: int = 4,
     beam: int = 6,
     hop_penalty: float = 0.02,
     anchors: Iterable[str] = (),
     anchor_bonus: float = 0.05,
-    query_vector: np.ndarray | None = None,
+    type_weight: float = 0.3,
 ) -> list[Chain]:
     """Relation chains for a question whose subject is masked as "X", best first.
 
     Beam search: every chain of length 1, then each of the ``beam`` best chains extended
-    by every relation, up to ``max_hops``. All lengths compete on the cosine minus
-    ``hop_penalty`` per hop beyond the first (a longer composition has more words to
-    match by chance). ``anchors`` are relations an edit of the question's subject has:
-    a chain starting with one gains ``anchor_bonus`` (the question names that edit's
-    subject, so its relation is the likeliest first hop). Penalty and bonus were set on
-    the first 40 cases of MQuAKE-CF-slice300 (see the module notes in the README)."""
-    if query_vector is None:
-        query_vector = bank.embedder.embed([masked_question])[0]
+    by every relation, up to ``max_hops``. A chain scores the cosine of its composition
+    with the masked question, minus ``hop_penalty`` per hop beyond the first (a longer
+    composition has more words to match by chance), plus ``anchor_bonus`` when it starts
+    with one of ``anchors`` (relations an edit of the question's subject states), plus
+    ``type_weight`` times :meth:`RelationBank.fit` of the chain to the ``subject``'s
+    embedding (0 when no subject is given). Penalty, bonus and weight were set on the
+    first 40 cases of MQuAKE-CF-slice300 and checked on its next 60 (type weight
+    0.3: 62% of cases with a right chain against 52% without)."""
+    vectors = bank.embedder.embed([masked_question, subject or ""])
+    query_vector, subject_vector = vectors[0], vectors[1]
+    weight = type_weight if subject else 0.0
     anchored = set(anchors)
     ids = sorted(bank.relations)
     scored: dict[tuple[str, ...], float] = {}
@@ -261,6 +308,8 @@ def infer_chain(
         chains = [(*prefix, r) for prefix in frontier for r in ids if r not in prefix]
         scores = bank._vectors(chains) @ query_vector - hop_penalty * depth
         scores += anchor_bonus * np.array([c[0] in anchored for c in chains], dtype=float)
+        if weight:
+            scores += weight * np.array([bank.fit(c, subject_vector) for c in chains])
         ranked = sorted(zip(chains, scores.tolist(), strict=True), key=lambda cs: -cs[1])
         scored.update(ranked)
         frontier = [c for c, _ in ranked[:beam]]

@@ -256,6 +256,7 @@ class GraphWalker:
         found = infer_chain(
             self.bank,
             mask(question, subject),
+            subject=subject,
             max_hops=self.params.max_hops,
             beam=self.params.beam,
             anchors=anchors,
