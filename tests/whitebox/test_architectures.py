@@ -92,11 +92,11 @@ def test_linear_is_read_and_written_as_out_by_in(llama: LlamaForCausalLM) -> Non
         write_projection(proj, new.T)
 
 
-def test_gemma3_default_layers_are_the_provisional_choice() -> None:
+def test_gemma3_default_layers_follow_the_causal_trace() -> None:
     for key in ("gemma3", "gemma3_text"):
         arch = ARCHITECTURES[key]
-        assert arch.rome_layer(18) == 5
-        assert arch.memit_layers(18) == (3, 4, 5, 6, 7)
+        assert arch.rome_layer(18) == 3
+        assert arch.memit_layers(18) == (2, 3, 4)
 
 
 @pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
