@@ -81,7 +81,7 @@ def _walk_answerer(walker: GraphWalker) -> Answerer:
             "chain": list(result.chain),
             "chain_score": round(result.chain_score, 4),
             "hops": [
-                {"question": h.question, "answer": h.answer, "source": h.origin}
+                {"question": h.question, "answer": h.answer, "source": h.origin, "kind": h.source}
                 for h in result.hops
             ],
         }
@@ -102,9 +102,7 @@ def _hop_sources(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     for row in rows:
         for question in row["questions"]:
             for hop in question.get("hops", []):
-                source = hop["source"]
-                kind = "model" if source == "model" else "known" if "known" in source else "edit"
-                counts[kind] += 1
+                counts[hop["kind"]] += 1
     return counts
 
 
