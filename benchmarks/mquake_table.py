@@ -25,6 +25,8 @@ def row(summary: dict[str, object]) -> str:
     method = {"none": "unedited model", "mello": "MeLLo (loose loop)", "kme": "kme graph walk"}[
         method
     ]
+    if summary.get("variant"):
+        method += " (v1: no type fit)"
     if str(summary.get("mode", "plain")).startswith("known"):
         method += " **+ known facts (labelled mode)**"
     hops: dict[str, float] = m["accuracy_by_hops"]  # type: ignore[assignment]
@@ -48,7 +50,9 @@ def row(summary: dict[str, object]) -> str:
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    summaries = [json.loads(p.read_text()) for p in sorted(folder.glob("mquake-*.json"))]
+    files = sorted(folder.glob("mquake-*.json"))
+    summaries = [json.loads(p.read_text()) for p in files if not p.name.endswith(".chains.json")]
+    chains = [json.loads(p.read_text()) for p in files if p.name.endswith(".chains.json")]
     lines = [
         f"# MQuAKE results, {folder.name}",
         "",
@@ -64,6 +68,19 @@ def main() -> None:
         "| s / question p50 / p95 |",
         "|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
         *[row(s) for s in summaries],
+        "",
+        "Where the graph walk loses answers (`benchmarks/mquake_chains.py`, from the rows):",
+        "",
+        "| rows | subject linked | chain right / question | chain right / case (any of 3) "
+        "| accuracy when the chain is right | model hops on right chains (right) |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[
+            f"| {c['cases_file']} | {pct(c['subject_linked'])} | "
+            f"{pct(c['chain_right_per_question'])} | {pct(c['chain_right_per_case_any_of_3'])} | "
+            f"{pct(c['accuracy_when_chain_right'])} | {c['model_hops_on_right_chains']} "
+            f"({pct(c['model_hop_accuracy_on_right_chains'])}) |"
+            for c in chains
+        ],
         "",
         "Commands:",
         "",
