@@ -7,11 +7,11 @@ white-box architecture table; how a method behaves lives in that method's params
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_cache_dir", "default_store_dir"]
 
@@ -19,6 +19,9 @@ __all__ = ["Settings", "default_cache_dir", "default_store_dir"]
 def default_store_dir() -> Path:
     """The per-user folder holding the embedded edit store."""
     return Path(platformdirs.user_data_dir("kme_rag")) / "store"
+
+
+Keys = Annotated[tuple[str, ...], NoDecode]  # env: comma-separated, "k1,k2"
 
 
 def default_cache_dir() -> Path:
@@ -73,6 +76,80 @@ class Settings(BaseSettings):
     openai_model: str | None = None
     request_timeout_s: float = Field(default=120.0, gt=0)
 
+    device: str | None = Field(
+        default=None,
+        description="Torch device for white-box editing (cpu, cuda, cuda:1); "
+        "default: the first CUDA GPU when torch sees one, else the CPU.",
+    )
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="Torch CPU threads for white-box work; default: torch's."
+    )
+    weights_dir: Path | None = Field(
+        default=None,
+        description="Folder of applied weight deltas; default: 'weights' inside the store folder.",
+    )
+    weights_policy: Literal["memory", "weights", "fallback"] = Field(
+        default="memory",
+        description="memory: in-context editing only; weights: answer from the edited local "
+        "weights; fallback: write an edit into the weights when the in-context route fails "
+        "its own prompts, and answer that edit's queries from them.",
+    )
+
     data_dir: Path = Field(
         default=Path("../shared/data"), description="Public benchmark data (CounterFact, ...)."
     )
+
+    # ---- the editing proxy (kme serve) ------------------------------------------------
+    api_keys: Keys = Field(
+        default=(),
+        repr=False,
+        description="Bearer keys that may call the model and read edits (comma-separated).",
+    )
+    admin_keys: Keys = Field(
+        default=(),
+        repr=False,
+        description="Bearer keys that may also add, delete and undo edits (comma-separated).",
+    )
+    key_namespaces: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        repr=False,
+        description='JSON {"key": ["namespace", ...]}: the namespaces a key may use; '
+        "a key not listed may use any.",
+    )
+    upstream_url: str | None = Field(
+        default=None,
+        description="Base URL of the OpenAI-compatible upstream (http://host:port/v1); "
+        "none: the local llama.cpp model in-process.",
+    )
+    upstream_api_key: str | None = Field(
+        default=None, repr=False, description="Bearer key the proxy sends to the upstream."
+    )
+    upstream_timeout_s: float = Field(
+        default=120.0, gt=0, description="Seconds to wait for the upstream (connect and read)."
+    )
+    upstream_framing: Literal["auto", "chat", "qa"] = Field(
+        default="auto",
+        description="How in-scope chat goes upstream: chat (edits as a system message), qa "
+        "(a Q/A completion, for base models); auto: qa for a local model without a chat "
+        "template, chat for a remote upstream.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the proxy accepts."
+    )
+    refresh_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often the proxy checks a shared Chroma server for other processes' edits.",
+    )
+
+    @field_validator("api_keys", "admin_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @property
+    def weights_root(self) -> Path:
+        """Where applied weight deltas are kept (next to the embedded store by default)."""
+        return self.weights_dir or self.store / "weights"

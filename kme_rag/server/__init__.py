@@ -1,5 +1,17 @@
-"""The OpenAI-compatible editing proxy.
+"""The OpenAI-compatible editing proxy: any OpenAI client gets edit-aware answers by
+pointing its ``base_url`` here.
 
-This will hold ``create_app(settings)``: chat and text completions routed through the
-editor, the edit admin API, bearer-key auth and OpenAI-style error bodies.
+- ``app.py``: :func:`create_app` (settings → ASGI app, no module state)
+- ``routes.py``: the HTTP surface (completions, chat, models, the edit admin API, health)
+- ``proxy.py``: one request through the editor to the upstream and back
+- ``translate.py``, ``text.py``, ``sse.py``: the pure parts (request and response
+  rewriting, prefill and stop strings on streams, server-sent events)
+- ``upstream.py``, ``local.py``: the upstream over HTTP, or llama.cpp's app in-process
+- ``tenants.py``: one namespace per tenant, kept fresh against a shared Chroma server
+- ``auth.py``, ``failures.py``: bearer keys; OpenAI-style errors and the body limit
+- ``cli.py``: ``kme serve``
 """
+
+from kme_rag.server.app import create_app
+
+__all__ = ["create_app"]
