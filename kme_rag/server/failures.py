@@ -45,6 +45,8 @@ def validation_message(errors: Sequence[Any]) -> str:
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return f"the request body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
+    if tuple(first.get("loc", ())) == ("body",) and isinstance(first.get("input"), bytes):
+        return "expected a JSON object as the body, sent with Content-Type: application/json"
     shown = "" if "input" not in first else f", got {json.dumps(first['input'], default=str)[:80]}"
     return f"invalid request ({where}): {message}{shown}"
 

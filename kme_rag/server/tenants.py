@@ -114,6 +114,8 @@ def change_signal(collection: Collection, namespace: str, count: int) -> Signal:
 
 
 def _fetch(collection: Collection, ids: Sequence[str]) -> list[Edit]:
+    if not ids:
+        return []  # Chroma refuses an empty id list
     try:
         got = collection.get(ids=list(ids), include=["metadatas"])
     except Exception as exc:
