@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the proxy accepts."
     )
+    serve_multihop: bool = Field(
+        default=False,
+        description="kme serve: walk multi-hop chat questions over the edits (route "
+        "'multihop'); the hops the model answers go to the upstream. Off by default: it "
+        "builds a relation bank per namespace (MQuAKE templates under data_dir).",
+    )
     refresh_interval_s: float = Field(
         default=0.5,
         gt=0,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -63,7 +64,13 @@ def _proxy(settings: Settings, upstream: Upstream | None, embedder: Embedder | N
     native = _native_chat(settings)
     base = EditMemory.open(settings, embedder=embedder)
     collection = open_chroma(settings).get_collection(settings.collection)
-    tenants = Tenants(base, collection, _backend(settings, native), TrainedScope(base.embedder))
+    walker = None
+    if settings.serve_multihop:
+        from kme_rag.multihop.walk import build_walker
+
+        walker = partial(build_walker, settings)
+    backend, scope = _backend(settings, native), TrainedScope(base.embedder)
+    tenants = Tenants(base, collection, backend, scope, walker=walker)
     if upstream is None and settings.upstream_url:
         upstream = Upstream.remote(
             settings.upstream_url,

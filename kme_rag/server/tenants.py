@@ -19,16 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kme_rag.backends import Backend, Message
-from kme_rag.editor import KnowledgeEditor, Plan
+from kme_rag.editor import Answer, KnowledgeEditor, Plan
 from kme_rag.errors import StoreError
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.store import EditMemory
+from kme_rag.multihop.walk import GraphWalker
 from kme_rag.scope.base import ScopeModel
 
 if TYPE_CHECKING:
@@ -150,6 +152,15 @@ class Tenant:
         with self._lock.read():
             return self.editor.plan_completion(prompt)
 
+    def walk(self, question: str, plan: Plan) -> Answer | None:
+        """The multi-hop answer to ``question`` when the editor walks it (a walker is
+        set, the question names edited subjects, and a hop came from an edit)."""
+        if self.editor.multihop is None:
+            return None
+        with self._lock.read():
+            # KnowledgeEditor.chat's own routing step, on the plan already made.
+            return self.editor._walk(question, plan, time.perf_counter())
+
     def read(self, action: Callable[[EditMemory], T]) -> T:
         with self._lock.read():
             return action(self.memory)
@@ -196,12 +207,14 @@ class Tenants:
         backend: Backend,
         scope: ScopeModel,
         *,
+        walker: Callable[[Backend, EditMemory], GraphWalker] | None = None,
         max_open: int = 32,
     ) -> None:
         self._base = base
         self._collection = collection
         self._backend = backend
         self._scope = scope
+        self._walker = walker
         self._max_open = max_open
         self._open: OrderedDict[str, Tenant] = OrderedDict()
         self._opening = asyncio.Lock()
@@ -209,7 +222,8 @@ class Tenants:
     def _build(self, namespace: str) -> Tenant:
         memory = self._base if namespace == self._base.namespace else None
         memory = memory or self._base.with_namespace(namespace)
-        editor = KnowledgeEditor(self._backend, memory, scope=self._scope)
+        walker = self._walker(self._backend, memory) if self._walker else None
+        editor = KnowledgeEditor(self._backend, memory, scope=self._scope, multihop=walker)
         return Tenant(memory, editor, self._collection)
 
     async def get(self, namespace: str) -> Tenant:

@@ -19,6 +19,8 @@ __all__ = [
     "MAX_UPSTREAM_STOPS",
     "ChunkRewriter",
     "all_stops",
+    "answer_chunks",
+    "answer_completion",
     "chat_as_completion",
     "chat_from_completion",
     "editor_messages",
@@ -217,3 +219,30 @@ class ChunkRewriter:
         if self._chat:
             out["object"] = "chat.completion.chunk"
         return out
+
+
+def answer_completion(text: str, model: Any, n: int, stamp: int) -> dict[str, Any]:
+    """A chat completion for an answer the proxy already has (a multi-hop walk's)."""
+    message = {"role": "assistant", "content": text}
+    choices = [
+        {"index": i, "message": message, "logprobs": None, "finish_reason": "stop"}
+        for i in range(n)
+    ]
+    return {
+        "id": f"chatcmpl-kme-{stamp}",
+        "object": "chat.completion",
+        "created": stamp,
+        "model": model,
+        "choices": choices,
+    }
+
+
+def answer_chunks(text: str, model: Any, n: int, stamp: int) -> list[dict[str, Any]]:
+    """The same answer as the chunks of a stream: the text, then the finish."""
+    base = {"id": f"chatcmpl-kme-{stamp}", "object": "chat.completion.chunk", "created": stamp}
+    first = [
+        {"index": i, "delta": {"role": "assistant", "content": text}, "finish_reason": None}
+        for i in range(n)
+    ]
+    last = [{"index": i, "delta": {}, "finish_reason": "stop"} for i in range(n)]
+    return [{**base, "model": model, "choices": first}, {**base, "model": model, "choices": last}]

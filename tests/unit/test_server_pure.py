@@ -14,6 +14,8 @@ from kme_rag.server.sse import EventSplitter, encode_event, event_data
 from kme_rag.server.text import AnswerText, StopCutter, shape_answer
 from kme_rag.server.translate import (
     ChunkRewriter,
+    answer_chunks,
+    answer_completion,
     chat_as_completion,
     chat_from_completion,
     editor_messages,
@@ -217,3 +219,11 @@ def test_validation_messages_name_the_field_and_show_the_value() -> None:
     assert validation_message(errors) == (
         'invalid request (body.max_tokens): Input should be a valid integer, got "8"'
     )
+
+
+def test_an_answer_the_proxy_has_is_a_chat_completion_or_its_stream() -> None:
+    whole = answer_completion("Italy", "gemma", 2, 1)
+    assert [c["message"]["content"] for c in whole["choices"]] == ["Italy", "Italy"]
+    chunks = answer_chunks("Italy", "gemma", 1, 1)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Italy"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
