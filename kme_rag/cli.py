@@ -19,6 +19,7 @@ from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import Format
 from kme_rag.memory.store import EditMemory
 from kme_rag.settings import Settings
+from kme_rag.whitebox.cli import whitebox_app
 
 __all__ = ["app", "main"]
 
@@ -33,6 +34,7 @@ edit_app = typer.Typer(help="Add, inspect, undo, import and export edits.", no_a
 app.add_typer(edit_app, name="edit")
 scope_app = typer.Typer(help="Train and evaluate the scope classifier.", no_args_is_help=True)
 app.add_typer(scope_app, name="scope")
+app.add_typer(whitebox_app, name="whitebox")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -81,8 +83,13 @@ def edit_add(
     text: str | None = typer.Option(None, help="A free-text statement instead of a triple."),
     subject_alias: list[str] = typer.Option([], help="Another name of the subject (repeatable)."),
     target_alias: list[str] = typer.Option([], help="Another name of the new object."),
+    paraphrase: list[str] = typer.Option(
+        [], help="A rewording to check the edit on (repeatable; KME_WEIGHTS_POLICY=fallback)."
+    ),
 ) -> None:
-    """Add one edit and print its id."""
+    """Add one edit and print its id. Under KME_WEIGHTS_POLICY=fallback the in-context
+    route is checked on the edit's prompt and paraphrases first, and the edit is written
+    into the local weights when it fails."""
     fields = {
         "subject": subject,
         "relation": relation,
@@ -93,8 +100,16 @@ def edit_add(
         "subject_aliases": subject_alias,
         "target_aliases": target_alias,
     }
-    edit = _memory(ctx).add(parse_edit({k: v for k, v in fields.items() if v is not None}))
-    typer.echo(edit.id)
+    edit = parse_edit({k: v for k, v in fields.items() if v is not None})
+    if _settings(ctx).weights_policy != "fallback":
+        typer.echo(_memory(ctx).add(edit).id)
+        return
+    check = _editor(ctx).add_edit(edit, paraphrase)
+    typer.echo(check.edit.id)
+    for text, answer, ok in check.probes:
+        typer.echo(f"  {'ok ' if ok else 'MISS'} {text!r} → {answer!r}", err=True)
+    if check.written:
+        typer.echo("  the in-context route missed: written into the local weights", err=True)
 
 
 @edit_app.command("list")
@@ -182,12 +197,26 @@ def edit_export(ctx: typer.Context, file: Path) -> None:
 
 
 def _editor(ctx: typer.Context) -> KnowledgeEditor:
+    """The editor ``kme ask`` / ``chat`` use; with KME_WEIGHTS_POLICY other than ``memory``
+    the local weights (and the deltas stored for them) are loaded too."""
     from kme_rag.backends import make_backend
+    from kme_rag.editor import EditorParams
     from kme_rag.multihop.walk import build_walker
 
     settings, memory = _settings(ctx), _memory(ctx)
     backend = make_backend(settings)
-    return KnowledgeEditor(backend, memory, multihop=build_walker(settings, backend, memory))
+    weights = None
+    if settings.weights_policy != "memory":
+        from kme_rag.whitebox.session import WeightEditor
+
+        weights = WeightEditor.open(settings)
+    return KnowledgeEditor(
+        backend,
+        memory,
+        multihop=build_walker(settings, backend, memory),
+        weights=weights,
+        params=EditorParams(weights_policy=settings.weights_policy),
+    )
 
 
 @app.command("ask")
@@ -382,6 +411,58 @@ def _bench_mquake(
     _echo_json(summary["metrics"])
 
 
+def _bench_weights(
+    settings: Settings, dataset: str, cases: list[Any], params: Any, out: Path
+) -> None:
+    """``kme bench … --method rome|memit``: weight editing on the local model, with the
+    deltas kept in a temporary folder (the user's own weight edits are not touched)."""
+    import tempfile
+
+    import torch
+    from tqdm import tqdm
+
+    from kme_rag.whitebox.bench import run_weight_cases, summarise_weights
+    from kme_rag.whitebox.session import WeightEditor
+
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    scratch = Path(tempfile.mkdtemp(prefix="kme-bench-weights-"))
+    weights = WeightEditor.open(settings.model_copy(update={"weights_dir": scratch}))
+    if weights.records:
+        raise ValidationError("the scratch weights folder should start empty")
+    rows = []
+    cases_path = out.with_suffix(".cases.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with cases_path.open("w") as fh, tqdm(total=len(cases), unit="case", file=sys.stderr) as bar:
+        for row in run_weight_cases(cases, weights, params):
+            rows.append(row)
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            bar.update(1)
+    layers = (
+        weights.memit_params().layers if params.method == "memit" else [weights.rome_params().layer]
+    )
+    stats = weights.second_moments(list(layers))
+    summary = {
+        "dataset": dataset,
+        "method": params.method,
+        "model": weights.backend.name,
+        "model_identity": weights.loaded.identity,
+        "n": len([r for r in rows if "case_id" in r]),
+        "edits_mode": params.edits_mode,
+        "layers": list(layers),
+        "statistics": {
+            str(layer): {"source": m.source, "tokens": m.tokens} for layer, m in stats.items()
+        },
+        **summarise_weights(rows),
+        **_provenance(),
+        "cases_file": cases_path.name,
+    }
+    summary["machine"]["torch_threads"] = torch.get_num_threads()
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    keys = ("probability", "unedited_probability", "metrics", "edit_seconds")
+    _echo_json({k: summary[k] for k in keys if k in summary})
+
+
 def _provenance() -> dict[str, Any]:
     """The command, date and machine a result was measured with."""
     import os
@@ -435,6 +516,12 @@ def bench(
         "--known-facts",
         help="mquake, kme: import the cases' unedited facts as trusted facts (labelled mode).",
     ),
+    generate_n: int | None = typer.Option(
+        None, help="rome/memit: generation metrics on the first N cases only (default: all)."
+    ),
+    checkpoint_every: int = typer.Option(
+        10, help="rome --edits all: re-score the first 10 edits every this many edits."
+    ),
 ) -> None:
     """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop:
     the unedited model, MeLLo, or the graph walk), greedy decoding."""
@@ -459,10 +546,23 @@ def bench(
         mode = cast(Literal["one", "all"], edits)
         _bench_mquake(_settings(ctx), method, n, mode, out, data, known_facts)
         return
-    _check_choice("method", method, ("none", "ike", "kme"))
+    _check_choice("method", method, ("none", "ike", "kme", "rome", "memit"))
     _check_choice("edits", edits, ("one", "all"))
     _check_choice("scope", scope, ("classifier", "similarity"))
     settings = _settings(ctx)
+    if method in ("rome", "memit"):
+        from kme_rag.whitebox.bench import WeightBenchParams
+
+        params = WeightBenchParams(
+            method=cast(Literal["rome", "memit"], method),
+            edits_mode=cast(Literal["one", "all"], edits),
+            max_tokens=max_tokens,
+            generate_n=generate_n,
+            checkpoint_every=checkpoint_every,
+        )
+        cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
+        _bench_weights(settings, dataset, cases, params, out)
+        return
     cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
     store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
     memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))

@@ -11,6 +11,14 @@ is written as the start of the answer and the model continues from it: constrain
 decoding, which lets a 270M base model state the new object on reworded questions.
 Chat-native backends get the edits as a system message instead.
 
+With a local model whose weights carry edits (:class:`WeightsModel`, the white-box
+:class:`~kme_rag.whitebox.session.WeightEditor`), ``EditorParams.weights_policy`` picks who
+answers: ``memory`` (in-context only, the default), ``weights`` (every query goes, as it
+is, to the edited weights: route ``weights``) or ``fallback`` (:meth:`KnowledgeEditor.
+add_edit` checks the in-context route on the edit's own prompt and paraphrases; an edit it
+fails is written into the weights, and queries naming that edit's subject are answered
+from them).
+
 Planning is public (:meth:`KnowledgeEditor.plan_completion`, :meth:`plan_chat`) so that
 wrappers around a user's own client can send the planned input with the user's options.
 """
@@ -21,8 +29,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
+from kme_rag.answers import contains_answer
 from kme_rag.backends import Backend, Message, qa_transcript
 from kme_rag.errors import ContextOverflowError, ValidationError
 from kme_rag.ike import (
@@ -39,9 +48,19 @@ from kme_rag.multihop.walk import GraphWalker, Hop
 from kme_rag.scope.base import ScopeDecision, ScopeModel, mentions_subject
 from kme_rag.scope.classifier import TrainedScope
 
-__all__ = ["Answer", "EditorParams", "KnowledgeEditor", "Plan", "Route"]
+__all__ = [
+    "Answer",
+    "EditCheck",
+    "EditorParams",
+    "KnowledgeEditor",
+    "Plan",
+    "Route",
+    "WeightsModel",
+    "WeightsPolicy",
+]
 
 Route = Literal["passthrough", "ike", "multihop", "weights"]
+WeightsPolicy = Literal["memory", "weights", "fallback"]
 ANSWER_STOP = ("\n",)
 # After a prefilled object the answer is complete; the model may add a word or two
 # ("Kyoto City") but not a clause ("Rome, France").
@@ -83,6 +102,37 @@ class Plan:
     related: tuple[Edit, ...] = ()  # edits whose subject the query names, not in scope
 
 
+class WeightsModel(Protocol):
+    """A local model whose weights carry edits (see :mod:`kme_rag.whitebox.session`)."""
+
+    @property
+    def backend(self) -> Backend:
+        """Answers from the edited weights."""
+        ...
+
+    def edit_ids(self) -> frozenset[str]:
+        """Ids of the edits written into the weights now."""
+        ...
+
+    def write(self, edits: Sequence[Edit]) -> object:
+        """Write ``edits`` into the weights (ROME)."""
+        ...
+
+
+@dataclass(frozen=True)
+class EditCheck:
+    """What :meth:`KnowledgeEditor.add_edit` found: each probe's answer through the
+    in-context route, and whether the edit was written into the weights for it."""
+
+    edit: Edit
+    probes: tuple[tuple[str, str, bool], ...] = ()  # (prompt, answer, states the new object)
+    written: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return all(ok for _, _, ok in self.probes)
+
+
 @dataclass(frozen=True)
 class EditorParams:
     """How the editor behaves.
@@ -96,6 +146,7 @@ class EditorParams:
     gate: bool = True
     answer: Literal["prefill", "generate"] = "prefill"
     max_tokens: int = 24
+    weights_policy: WeightsPolicy = "memory"
     ike: IKEParams = field(default_factory=lambda: IKEParams(k_copy=0, k_update=0, k_retain=0))
 
 
@@ -111,6 +162,7 @@ class KnowledgeEditor:
         demos: DemoPool | None = None,
         params: EditorParams | None = None,
         multihop: GraphWalker | None = None,
+        weights: WeightsModel | None = None,
     ) -> None:
         self.backend = backend
         self.memory = memory
@@ -118,6 +170,11 @@ class KnowledgeEditor:
         self.demos = demos
         self.params = params or EditorParams()
         self.multihop = multihop
+        self.weights = weights
+        if self.params.weights_policy != "memory" and weights is None:
+            raise ValidationError(
+                f"weights_policy {self.params.weights_policy!r} needs a local weights model"
+            )
 
     # ---- planning (pure but for retrieval) -------------------------------------------------
 
@@ -148,6 +205,21 @@ class KnowledgeEditor:
             h.edit for h in hits if h.edit.id not in chosen and mentions_subject(query, h.edit)
         )
 
+    def _weights_route(
+        self, decision: ScopeDecision, related: Sequence[Edit]
+    ) -> tuple[Edit, ...] | None:
+        """The edits a query is answered from the weights for, or None for the memory
+        route: policy ``weights`` sends every query; ``fallback`` those naming the subject
+        of an edit that was written into the weights."""
+        policy = self.params.weights_policy
+        if self.weights is None or policy == "memory":
+            return None
+        if policy == "weights":
+            return decision.in_scope
+        served = self.weights.edit_ids()
+        chosen = tuple(e for e in (*decision.in_scope, *related) if e.id in served)
+        return chosen or None
+
     def _head(self, query: str, with_demos: bool) -> str:
         """IKE demonstrations nearest the query (only when a demonstration pool is set)."""
         if self.demos is None or not with_demos:
@@ -165,6 +237,8 @@ class KnowledgeEditor:
         """The plan for continuing ``prompt`` (a cloze such as "The Eiffel Tower is in")."""
         timings: dict[str, float] = {}
         decision, related = self._decide(prompt, timings)
+        if (weighted := self._weights_route(decision, related)) is not None:
+            return Plan("weights", weighted, prompt=prompt, timings_ms=timings)
         if not decision.any:
             return Plan("passthrough", (), prompt=prompt, timings_ms=timings, related=related)
         edits, forced = decision.in_scope, self._prefill(decision.in_scope)
@@ -183,6 +257,8 @@ class KnowledgeEditor:
         query = messages[-1]["content"]
         decision, related = self._decide(query, timings)
         edits = decision.in_scope
+        if (weighted := self._weights_route(decision, related)) is not None:
+            return Plan("weights", weighted, messages=list(messages), timings_ms=timings)
         if not decision.any:
             sent = list(messages)
             return Plan("passthrough", (), messages=sent, timings_ms=timings, related=related)
@@ -200,7 +276,14 @@ class KnowledgeEditor:
     def _run(self, plan: Plan, start: float, *, chat: bool) -> Answer:
         call = time.perf_counter()
         tokens = self.params.max_tokens
-        if plan.route == "passthrough" and plan.messages is not None:
+        if plan.route == "weights":
+            assert self.weights is not None
+            model = self.weights.backend
+            if plan.messages is not None:
+                text = model.chat(plan.messages, max_tokens=tokens)
+            else:
+                text = model.complete(plan.prompt or "", max_tokens=tokens)
+        elif plan.route == "passthrough" and plan.messages is not None:
             text = self.backend.chat(plan.messages, max_tokens=tokens)
         elif plan.prompt is not None:
             text = self.backend.complete(plan.prompt, max_tokens=tokens, stop=plan.stop)
@@ -260,6 +343,8 @@ class KnowledgeEditor:
         native = self.backend.chat_native
         try:
             plan = self.plan_chat(messages, native=native)
+            if plan.route == "weights":
+                return self._run(plan, start, chat=True)
             walked = self._walk(messages[-1]["content"], plan, start)
             if walked is not None:
                 return walked
@@ -273,6 +358,31 @@ class KnowledgeEditor:
     def ask(self, question: str) -> Answer:
         """Answer one question (a one-turn chat)."""
         return self.chat([{"role": "user", "content": question}])
+
+    # ---- adding edits -----------------------------------------------------------------------
+
+    def check(self, edit: Edit, paraphrases: Sequence[str] = ()) -> EditCheck:
+        """Ask the edit's own cloze and each paraphrase (a question when it ends with "?")
+        through the editor; each passes when the answer states the new object."""
+        if not edit.structured or edit.target_new is None:
+            return EditCheck(edit)
+        probes = []
+        for text in (edit.cloze(), *paraphrases):
+            answer = self.ask(text) if text.rstrip().endswith("?") else self.complete(text)
+            probes.append((text, answer.text, contains_answer(answer.text, edit.target_new)))
+        return EditCheck(edit, tuple(probes))
+
+    def add_edit(self, edit: Edit, paraphrases: Sequence[str] = ()) -> EditCheck:
+        """Store ``edit``; under the ``fallback`` policy, check the in-context route on it
+        and write it into the weights when any probe fails."""
+        stored = self.memory.add(edit)
+        if self.params.weights_policy != "fallback" or self.weights is None:
+            return EditCheck(stored)
+        result = self.check(stored, paraphrases)
+        if result.passed or not stored.structured:
+            return result
+        self.weights.write([stored])
+        return EditCheck(stored, result.probes, written=True)
 
     async def acomplete(self, prompt: str) -> Answer:
         return await asyncio.to_thread(self.complete, prompt)

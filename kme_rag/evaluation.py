@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import statistics
-import string
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from kme_rag.answers import contains_answer, normalise_answer
 from kme_rag.backends import Backend, Message
 from kme_rag.editor import Answer, KnowledgeEditor
 from kme_rag.errors import ValidationError
@@ -50,22 +49,6 @@ log = logging.getLogger(__name__)
 
 PromptKind = Literal["cloze", "question"]
 ZSRE_EVAL = range(500, 1000)  # records 0-499 are the zsRE training part
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans({c: " " for c in string.punctuation})
-
-
-def normalise_answer(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (SQuAD-style)."""
-    text = text.casefold().translate(_PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def contains_answer(answer: str, target: str) -> bool:
-    """Whether ``target`` occurs in ``answer`` as whole words, after normalisation."""
-    want = normalise_answer(target)
-    if not want:
-        return False
-    return f" {want} " in f" {normalise_answer(answer)} "
 
 
 @dataclass(frozen=True)
@@ -78,6 +61,7 @@ class Case:
     prompt: str
     paraphrase: str
     locality: str
+    locality_answer: str | None = None  # the neighbourhood prompt's own true answer
 
 
 def counterfact_cases(path: Path, n: int) -> list[Case]:
@@ -90,6 +74,7 @@ def counterfact_cases(path: Path, n: int) -> list[Case]:
             r["prompt"],
             r["rephrase_prompt"],
             r["locality_prompt"],
+            r.get("locality_ground_truth"),
         )
         for r in records
     ]
@@ -110,7 +95,10 @@ def zsre_cases(path: Path, n: int, records: range = ZSRE_EVAL) -> list[Case]:
             log.warning("skipping zsRE record %d: %s", i, exc.message)
             continue
         r = data[i]
-        cases.append(Case(str(i), edit, "question", r["src"], r["rephrase"], r["loc"]))
+        loc_answer = r.get("loc_ans")
+        cases.append(
+            Case(str(i), edit, "question", r["src"], r["rephrase"], r["loc"], loc_answer or None)
+        )
     return cases[:n]
 
 

@@ -168,13 +168,18 @@ class Edit(BaseModel):
             return self.relation
         return None
 
+    def cloze(self) -> str:
+        """The text the new object should follow: ``"The Eiffel Tower is located in"``."""
+        assert self.subject and self.relation, "a statement-only edit has no cloze"
+        template = self.template()
+        if template:
+            return template.format(self.subject)
+        return f"The {self.relation} of {self.subject} is"
+
     def generated_statement(self) -> str:
         """``"The mother tongue of Danielle Darrieux is English."`` from the fields."""
         assert self.subject and self.relation and self.target_new
-        template = self.template()
-        if template:
-            return f"{template.format(self.subject)} {self.target_new}."
-        return f"The {self.relation} of {self.subject} is {self.target_new}."
+        return f"{self.cloze()} {self.target_new}."
 
     def to_metadata(self) -> dict[str, str | int | float | bool | None]:
         """Flat Chroma metadata: every field but the id, tuples as JSON strings.

@@ -42,6 +42,7 @@ class Architecture:
     """
 
     model_type: str
+    body: str  # the decoder stack without the LM head; its output is the final hidden state
     layer: str  # one decoder block, e.g. "transformer.h.{}"
     projection: str  # MLP output projection: input = key k, output = value W k
     embedding: str
@@ -50,6 +51,10 @@ class Architecture:
     num_layers_attr: str  # dotted attribute of model.config
     rome_depth: float
     memit_depths: tuple[float, float]  # first and last layer of the MEMIT range
+    # False when a norm sits between the MLP and the residual stream (Gemma 2/3's
+    # post-feedforward RMSNorm): an MLP change then does not add to the residual as MEMIT's
+    # spreading over layers assumes, so MEMIT edits one layer, in the projection's space.
+    mlp_adds_to_residual: bool = True
 
     def layer_path(self, layer: int) -> str:
         return self.layer.format(layer)
@@ -81,6 +86,7 @@ def _hf_decoder(model_type: str, prefix: str, num_layers_attr: str, **depths: An
     """A Llama-style decoder: ``{prefix}.layers.{i}.mlp.down_proj`` and friends."""
     return Architecture(
         model_type=model_type,
+        body=prefix,
         layer=f"{prefix}.layers.{{}}",
         projection=f"{prefix}.layers.{{}}.mlp.down_proj",
         embedding=f"{prefix}.embed_tokens",
@@ -97,12 +103,20 @@ _LLAMA_DEPTHS: dict[str, Any] = {"rome_depth": 5 / 31, "memit_depths": (4 / 31, 
 # Gemma 3: from causal tracing on Gemma 3 270M (18 layers; whitebox/tracing.py, 10 noise
 # samples): the MLP indirect effect at the subject's last token peaks at layer 3 on four
 # factual prompts (window 3: layers 2-4); an edit at layer 5 made generation degenerate.
-# ROME layer 3, MEMIT layers 2-4. Not yet checked on CounterFact scores.
-_GEMMA3_DEPTHS: dict[str, Any] = {"rome_depth": 3 / 17, "memit_depths": (2 / 17, 4 / 17)}
+# ROME layer 3. MEMIT layer 3 alone: Gemma normalises each MLP's output before adding it
+# to the residual stream, so MEMIT's residual target cannot be spread over layers 2-4
+# (tried: one edit spread over 2-4 made "The Eiffel Tower is located in the city of" →
+# "the city of the city of …").
+_GEMMA3_DEPTHS: dict[str, Any] = {
+    "rome_depth": 3 / 17,
+    "memit_depths": (3 / 17, 3 / 17),
+    "mlp_adds_to_residual": False,
+}
 
 ARCHITECTURES: dict[str, Architecture] = {
     "gpt2": Architecture(
         model_type="gpt2",
+        body="transformer",
         layer="transformer.h.{}",
         projection="transformer.h.{}.mlp.c_proj",
         embedding="transformer.wte",

@@ -4,7 +4,10 @@ In paper order:
 
 1. Target residuals: for each edit i, z_i = h_L + δ_i, where h_L is the last edited layer's
    output at the subject's last token (averaged over prompts) and δ_i is optimised as in ROME
-   (:func:`kme_rag.whitebox.target.optimise_delta`, on the layer's output).
+   (:func:`kme_rag.whitebox.target.optimise_delta`, on the layer's output). Where a norm
+   sits between the MLP and the residual stream (Gemma 3; the table's
+   ``mlp_adds_to_residual``), the target lives in the projection's output space instead and
+   exactly one layer is edited: a normalised MLP output cannot add an arbitrary residual.
 2. For each layer l of the range, first to last, with the earlier layers already edited:
    K = the edits' keys at l (d_in x n), R = (z - current h_L) / (layers left, l included),
    and Δ_l = R Kᵀ (λ C_l + K Kᵀ)⁻¹ (:func:`memit_layer_update`), which minimises
@@ -107,6 +110,18 @@ def _check_layers_and_stats(
         raise WhiteboxError(f"no second-moment statistics for layers {missing}")
 
 
+def _target_path(arch: Architecture, params: MemitParams) -> str:
+    """Where the targets z live: the last layer's output, or its projection's output."""
+    if arch.mlp_adds_to_residual:
+        return arch.layer_path(params.layers[-1])
+    if len(params.layers) != 1:
+        raise WhiteboxError(
+            f"{arch.model_type} normalises each MLP's output before the residual stream, so "
+            f"MEMIT cannot spread one target over layers {params.layers}: give one layer"
+        )
+    return arch.projection_path(params.layers[0])
+
+
 def apply_memit(
     model: nn.Module,
     requests: Sequence[EditRequest],
@@ -123,7 +138,7 @@ def apply_memit(
         raise WhiteboxError("expected at least one edit request, got none")
     arch = architecture_of(model)
     _check_layers_and_stats(arch, model, params, stats)
-    last = get_module(model, arch.layer_path(params.layers[-1]))
+    last = get_module(model, _target_path(arch, params))
     z = _targets(model, last, requests, params)  # (d, n)
     applied: list[WeightDelta] = []
     try:

@@ -86,10 +86,7 @@ def cloze_prompt(edit: Edit) -> str:
             f"expected a structured edit (subject, relation, target_new), got edit {edit.id} "
             f"with statement {edit.statement!r}"
         )
-    template = edit.template()
-    if template is not None:
-        return template.format(edit.subject)
-    return f"The {edit.relation} of {edit.subject} is"
+    return edit.cloze()
 
 
 def locate_subject(

@@ -96,7 +96,8 @@ def test_gemma3_default_layers_follow_the_causal_trace() -> None:
     for key in ("gemma3", "gemma3_text"):
         arch = ARCHITECTURES[key]
         assert arch.rome_layer(18) == 3
-        assert arch.memit_layers(18) == (2, 3, 4)
+        assert arch.memit_layers(18) == (3,)  # its MLP output is normalised: one layer
+        assert not arch.mlp_adds_to_residual
 
 
 @pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))

@@ -15,6 +15,7 @@ from kme_rag.whitebox.stats import (
     StatsKey,
     cached_second_moment,
     corpus_second_moment,
+    corpus_second_moments,
     identity_second_moment,
     model_fingerprint,
     token_windows,
@@ -103,3 +104,23 @@ def test_model_fingerprint_follows_the_weights(gpt2: GPT2LMHeadModel) -> None:
     with torch.no_grad():
         gpt2.transformer.h[0].mlp.c_proj.weight[0, 0] += 1
     assert model_fingerprint(gpt2) != before
+
+
+def test_several_layers_in_one_pass_equal_one_layer_at_a_time(gpt2: GPT2LMHeadModel) -> None:
+    ids = torch.randint(0, 128, (40,)).tolist()
+    projs = [gpt2.transformer.h[i].mlp.c_proj for i in (0, 2)]
+    together, tokens = corpus_second_moments(gpt2, projs, token_windows(ids, 8, 2), samples=5)
+    for proj, moment in zip(projs, together, strict=True):
+        alone, count = corpus_second_moment(gpt2, proj, token_windows(ids, 8, 2), samples=5)
+        assert count == tokens and torch.equal(moment, alone)
+
+
+def test_windows_start_with_bos_and_skip_leaves_it_out(gpt2: GPT2LMHeadModel) -> None:
+    ids = list(range(10, 24))  # 14 tokens → windows of 1 BOS + 7
+    (first, mask), (second, _) = token_windows(ids, 8, 1, bos=1)
+    assert first[0].tolist() == [1, *range(10, 17)] and second[0, 0] == 1
+    assert mask.sum() == 8
+    proj = gpt2.transformer.h[0].mlp.c_proj
+    windows = token_windows(ids, 8, 2, bos=1)
+    _, tokens = corpus_second_moment(gpt2, proj, windows, samples=2, skip=1)
+    assert tokens == 14  # every stream token once, no BOS

@@ -1,0 +1,221 @@
+"""ROME and MEMIT on the harness's cases: probability and generation metrics, edit time.
+
+``kme bench counterfact --method rome|memit --edits one|all`` runs this. Three regimes:
+
+- ``rome --edits one``: each edit is written, evaluated and undone (bit-exact) before the
+  next, so every case sees the pristine model plus its own edit;
+- ``memit --edits all``: all N edits are written in one batch first, then every case is
+  evaluated;
+- ``rome --edits all``: the edits are written one after another, never undone; every
+  ``checkpoint_every`` edits the first ``decay_probe`` edits and their neighbourhoods are
+  scored again, which shows how sequential ROME forgets and spreads.
+
+Two families of metrics per case, both against the unedited model measured in the same run:
+
+- ROME's *probability* scores: efficacy and paraphrase (P(new) > P(true) after the edit's
+  prompt / paraphrase) and neighbourhood (P(true) > P(new) after the neighbourhood prompt);
+- the harness's *generation* rows (:func:`kme_rag.evaluation.summarise`): greedy answers to
+  the prompt, paraphrase and neighbourhood prompt from the edited weights (route
+  ``weights``), with locality = identical to the unedited weights' own answer.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kme_rag.backends import QA_STOP, qa_prompt
+from kme_rag.errors import ValidationError
+from kme_rag.evaluation import Case, percentile, summarise
+from kme_rag.whitebox.backend import TorchBackend
+from kme_rag.whitebox.requests import probability_metrics
+from kme_rag.whitebox.session import Method, WeightEditor
+
+__all__ = ["WeightBenchParams", "probability_scores", "run_weight_cases", "summarise_weights"]
+
+PROBES = ("prompt", "paraphrase", "locality")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightBenchParams:
+    """What :func:`run_weight_cases` runs; ``generate_n`` limits the (slow) generation
+    metrics to the first N cases (``None``: all)."""
+
+    method: Method
+    edits_mode: Literal["one", "all"]
+    max_tokens: int = 16
+    generate_n: int | None = None
+    checkpoint_every: int = 10
+    decay_probe: int = 10
+
+
+def probability_scores(weights: WeightEditor, case: Case) -> dict[str, Any]:
+    """ROME's three probability tests on ``case`` under the model as it is now."""
+    edit = case.edit
+    if edit.target_new is None or edit.target_true is None or case.locality_answer is None:
+        raise ValidationError(f"case {case.case_id} lacks a true object or neighbourhood answer")
+    model, tokenizer = weights.loaded.model, weights.loaded.tokenizer
+    prompt, paraphrase = (
+        probability_metrics(model, tokenizer, text, edit.target_new, edit.target_true)
+        for text in _scored_prompts(case)[:2]
+    )
+    neighbour = probability_metrics(
+        model, tokenizer, _scored_prompts(case)[2], edit.target_new, case.locality_answer
+    )
+    return {
+        "efficacy": prompt.success,
+        "paraphrase": paraphrase.success,
+        "neighbourhood": not neighbour.success,  # the neighbour's true object stays ahead
+        "logprob_new": round(prompt.new.mean, 4),
+        "logprob_true": round(prompt.true.mean, 4),
+    }
+
+
+def _scored_prompts(case: Case) -> tuple[str, str, str]:
+    """The three prompts as the model sees them: clozes as they are, questions Q/A framed."""
+    texts = (case.prompt, case.paraphrase, case.locality)
+    if case.kind == "cloze":
+        return texts
+    a, b, c = (qa_prompt([{"role": "user", "content": t}]) for t in texts)
+    return a, b, c
+
+
+def _answers(backend: TorchBackend, case: Case, max_tokens: int) -> tuple[list[str], float]:
+    """Greedy answers to the three probes in one batch, and the batch's milliseconds."""
+    start = time.perf_counter()
+    if case.kind == "cloze":
+        texts = backend.complete_many(_scored_prompts(case), max_tokens=max_tokens)
+    else:
+        raw = backend.complete_many(_scored_prompts(case), max_tokens=max_tokens, stop=QA_STOP)
+        texts = [t.strip() for t in raw]
+    return texts, (time.perf_counter() - start) * 1000
+
+
+@dataclass
+class _Reference:
+    probabilities: dict[str, Any]
+    answers: list[str] | None
+    ms: float
+
+
+def _reference(weights: WeightEditor, case: Case, generate: bool, max_tokens: int) -> _Reference:
+    probs = probability_scores(weights, case)
+    if not generate:
+        return _Reference(probs, None, 0.0)
+    answers, ms = _answers(weights.backend, case, max_tokens)
+    return _Reference(probs, answers, ms)
+
+
+def _row(
+    weights: WeightEditor,
+    case: Case,
+    ref: _Reference,
+    edit_seconds: float | None,
+    max_tokens: int,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "case_id": case.case_id,
+        "target_new": case.edit.target_new,
+        "edit_seconds": None if edit_seconds is None else round(edit_seconds, 3),
+        "unedited_probability": ref.probabilities,
+        "probability": probability_scores(weights, case),
+    }
+    if ref.answers is None:
+        return row
+    answers, ms = _answers(weights.backend, case, max_tokens)
+    for probe, text, reference in zip(PROBES, answers, ref.answers, strict=True):
+        row[probe] = {
+            "question": getattr(case, probe),
+            "reference": reference,
+            "reference_ms": ref.ms / len(PROBES),  # one batch for the three probes
+            "text": text,
+            "route": "weights",
+            "latency_ms": ms / len(PROBES),
+            "prompt_tokens": weights.backend.count_tokens(getattr(case, probe)),
+        }
+    return row
+
+
+def run_weight_cases(
+    cases: Sequence[Case], weights: WeightEditor, params: WeightBenchParams
+) -> Iterator[dict[str, Any]]:
+    """Evaluate ``params.method`` on ``cases``; yield one row per case (then, for
+    sequential ROME, a last row ``{"decay": [...]}`` with the checkpoints)."""
+    limit = len(cases) if params.generate_n is None else params.generate_n
+    if params.edits_mode == "one":
+        for i, case in enumerate(cases):
+            ref = _reference(weights, case, i < limit, params.max_tokens)
+            (record,) = weights.write([case.edit], params.method)
+            yield _row(weights, case, ref, record.seconds, params.max_tokens)
+            weights.undo()  # bit-exact: the next case sees the pristine weights
+        return
+    refs = [_reference(weights, c, i < limit, params.max_tokens) for i, c in enumerate(cases)]
+    decay: list[dict[str, Any]] = []
+    if params.method == "memit":
+        (record,) = weights.write([c.edit for c in cases], "memit")
+        seconds: list[float | None] = [None] * len(cases)
+        batch_seconds = record.seconds
+    else:
+        seconds, batch_seconds = [], 0.0
+        for i, case in enumerate(cases, start=1):
+            (record,) = weights.write([case.edit], "rome")
+            seconds.append(record.seconds)
+            if i % params.checkpoint_every == 0 or i == len(cases):
+                decay.append(_checkpoint(weights, cases[: min(i, params.decay_probe)], i))
+    for case, ref, sec in zip(cases, refs, seconds, strict=True):
+        row = _row(weights, case, ref, sec, params.max_tokens)
+        if params.method == "memit":
+            row["batch_seconds"] = batch_seconds
+        yield row
+    if decay:
+        yield {"decay": decay}
+
+
+def _checkpoint(weights: WeightEditor, first: Sequence[Case], edits: int) -> dict[str, Any]:
+    """Probability scores of the first edits after ``edits`` sequential edits."""
+    scores = [probability_scores(weights, c) for c in first]
+    n = len(scores)
+    return {
+        "edits_applied": edits,
+        "probed": n,
+        "efficacy": round(sum(s["efficacy"] for s in scores) / n, 4),
+        "paraphrase": round(sum(s["paraphrase"] for s in scores) / n, 4),
+        "neighbourhood": round(sum(s["neighbourhood"] for s in scores) / n, 4),
+    }
+
+
+def summarise_weights(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Probability scores (edited and unedited), edit time, and — on the rows that have
+    them — the harness's generation metrics."""
+    cases = [r for r in rows if "case_id" in r]
+    n = len(cases)
+
+    def share(field: str, key: str) -> float:
+        return round(sum(bool(r[field][key]) for r in cases) / n, 4) if n else 0.0
+
+    times = [float(r["edit_seconds"]) for r in cases if r.get("edit_seconds") is not None]
+    batch = next((float(r["batch_seconds"]) for r in cases if "batch_seconds" in r), None)
+    generated = [r for r in cases if "prompt" in r]
+    summary: dict[str, Any] = {
+        "probability": {
+            k: share("probability", k) for k in ("efficacy", "paraphrase", "neighbourhood")
+        },
+        "unedited_probability": {
+            k: share("unedited_probability", k) for k in ("efficacy", "paraphrase", "neighbourhood")
+        },
+        "edit_seconds": {
+            "per_edit_p50": round(statistics.median(times), 2) if times else None,
+            "per_edit_p95": round(percentile(times, 0.95), 2) if times else None,
+            "batch": batch,
+        },
+        "generation_cases": len(generated),
+    }
+    if generated:
+        summary.update(summarise(generated))
+    decay = next((r["decay"] for r in rows if "decay" in r), None)
+    if decay is not None:
+        summary["decay"] = decay
+    return summary
