@@ -267,6 +267,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def imported(seconds: float | None) -> str:
+    if seconds is None:
+        return "the store was given, already filled"
+    return f"imported through the store's CounterFact import in {seconds:.0f} s"
+
+
 def loads(values: list[float]) -> str:
     return "/".join(f"{x:.2f}" for x in values)
 
@@ -287,7 +293,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Load average (1/5/15 min) before: {loads(result['load_average']['before'])}, "
         f"after: {loads(result['load_average']['after'])}",
         "",
-        f"{result['edits']:,} CounterFact edits stored (embedded Chroma); upstream: the stub "
+        f"{result['edits']:,} CounterFact edits stored (embedded Chroma; "
+        f"{imported(result['import_s'])}); upstream: the stub "
         "(`benchmarks/stub_upstream.py`, fixed answers), proxy and stub each a process on "
         "loopback; chat requests, in-scope chat framed as a Q/A completion "
         "(`KME_UPSTREAM_FRAMING=qa`).",
@@ -336,6 +343,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"- throughput ≥ 50 requests/s with {result['clients']} clients (mixed traffic): "
         + verdict(rps["mixed"], TARGETS["rps"], below=False)
     )
+    if max(result["load_average"]["before"][:1] + result["load_average"]["after"][:1]) > 1:
+        lines += [
+            "",
+            "Note: other work was running on the same cores during this run (the load "
+            "average above, from before the benchmark started); the stub, the proxy and "
+            "the client ran at the niceness shown, so these figures are pessimistic for "
+            "an idle machine.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +23,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kme_rag.backends import Message
 from kme_rag.editor import Answer, Plan
-from kme_rag.errors import BackendError, KmeError
 from kme_rag.memory.edit import Edit
 from kme_rag.server.auth import open_access
-from kme_rag.server.sse import DONE, EventSplitter, encode_done, encode_event, event_data
+from kme_rag.server.sse import encode_done, encode_event
+from kme_rag.server.streams import guarded, kme_before_done, rewritten, upstream_json
 from kme_rag.server.tenants import Tenant, Tenants
 from kme_rag.server.translate import (
     ChunkRewriter,
@@ -47,9 +45,6 @@ from kme_rag.server.upstream import Upstream, forward_headers, response_headers
 from kme_rag.settings import Settings
 
 __all__ = ["Outcome", "Proxy"]
-
-log = logging.getLogger(__name__)
-Chunks = AsyncGenerator[bytes, None]
 
 
 @dataclass(frozen=True)
@@ -92,16 +87,6 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def _upstream_json(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        data = None
-    if not isinstance(data, dict):
-        raise BackendError(f"the upstream answered with something other than JSON: {raw[:80]!r}")
-    return data
-
-
 def _hops(answer: Answer) -> list[dict[str, Any]]:
     return [{"question": h.question, "answer": h.answer, "source": h.origin} for h in answer.hops]
 
@@ -117,55 +102,6 @@ def _kme_chunk(outcome: Outcome, kind: str, model: Any) -> dict[str, Any]:
         "choices": [],
         "kme": outcome.info(),
     }
-
-
-async def _guarded(events: Chunks) -> Chunks:
-    """A stream whose failure, once the status line has gone, is an SSE error event."""
-    try:
-        async for event in events:
-            yield event
-    except KmeError as exc:
-        log.warning("stream broken: %s", exc.message)
-        yield encode_event(exc.to_openai())
-
-
-async def _kme_before_done(chunks: Chunks, extra: bytes) -> Chunks:
-    """The upstream's events, with ``extra`` inserted before ``data: [DONE]``."""
-    splitter, sent = EventSplitter(), False
-    async with aclosing(chunks) as source:
-        async for piece in source:
-            for event in splitter.feed(piece):
-                if event_data(event) == DONE and not sent:
-                    yield extra
-                    sent = True
-                yield event + b"\n\n"
-    rest = splitter.rest()
-    if not sent:
-        yield extra
-    if rest:
-        yield rest
-
-
-async def _rewritten(
-    chunks: Chunks, rewriter: ChunkRewriter, extra: dict[str, Any] | None
-) -> Chunks:
-    """A streamed completion rewritten chunk by chunk; the upstream is dropped once
-    every choice has hit a stop string."""
-    splitter = EventSplitter()
-    async with aclosing(chunks) as source:
-        async for piece in source:
-            for event in splitter.feed(piece):
-                data = event_data(event)
-                if data is None or data == DONE:
-                    continue
-                out = rewriter.rewrite(_upstream_json(data.encode("utf-8")))
-                if out is not None:
-                    yield encode_event(out)
-            if rewriter.done:
-                break
-    if extra is not None:
-        yield encode_event(extra)
-    yield encode_done()
 
 
 class Proxy:
@@ -207,12 +143,12 @@ class Proxy:
         if not stream or status >= 400:
             body = await self.upstream.read(response)
             if kme is not None and status < 400 and outcome is not None:
-                body = json.dumps({**_upstream_json(body), "kme": outcome.info()}).encode()
+                body = json.dumps({**upstream_json(body), "kme": outcome.info()}).encode()
             return Response(body, status_code=status, headers=headers)
         events = self.upstream.chunks(response)
         if kme is not None:
-            events = _kme_before_done(events, encode_event(kme))
-        return StreamingResponse(_guarded(events), status_code=status, headers=headers)
+            events = kme_before_done(events, encode_event(kme))
+        return StreamingResponse(guarded(events), status_code=status, headers=headers)
 
     async def _planned(
         self,
@@ -237,7 +173,7 @@ class Proxy:
             passed = {**response_headers(response.headers), **headers}
             return Response(body, status_code=response.status_code, headers=passed)
         if not payload.get("stream"):
-            data = _upstream_json(await self.upstream.read(response))
+            data = upstream_json(await self.upstream.read(response))
             shape = chat_from_completion if chat else rewrite_completion
             out = shape(data, plan.prefill, stops)
             if want_kme:
@@ -246,8 +182,8 @@ class Proxy:
         rewriter = ChunkRewriter(plan.prefill, stops, n=int(payload.get("n") or 1), chat=chat)
         kind = "chat.completion.chunk" if chat else "text_completion"
         extra = _kme_chunk(outcome, kind, payload.get("model")) if want_kme else None
-        events = _rewritten(self.upstream.chunks(response), rewriter, extra)
-        return StreamingResponse(_guarded(events), media_type="text/event-stream", headers=headers)
+        events = rewritten(self.upstream.chunks(response), rewriter, extra)
+        return StreamingResponse(guarded(events), media_type="text/event-stream", headers=headers)
 
     async def _plan_chat(self, tenant: Tenant, read: list[Message]) -> Plan | None:
         if not read or read[-1]["role"] != "user" or not read[-1]["content"].strip():

@@ -47,34 +47,36 @@ async def _caller(request: Request, _: Any = Depends(_bearer)) -> Caller:
 
 
 Namespace = Annotated[
-    str,
+    str | None,
     Header(
         alias="x-kme-namespace",
         pattern=NAME,
-        description="The tenant's namespace of edits.",
+        description="The tenant's namespace of edits (default: the server's KME_NAMESPACE, "
+        "'default' unless set).",
     ),
 ]
 
 
+async def _tenant(request: Request, caller: Caller, namespace: str | None) -> Tenant:
+    proxy = _proxy(request)
+    chosen = namespace or proxy.settings.namespace
+    require_namespace(caller, chosen)
+    return await proxy.tenants.get(chosen)
+
+
 async def _asking(
-    request: Request,
-    caller: Annotated[Caller, Depends(_caller)],
-    namespace: Namespace = "default",
+    request: Request, caller: Annotated[Caller, Depends(_caller)], namespace: Namespace = None
 ) -> Tenant:
     """The tenant of a caller who may ask and read."""
-    require_namespace(caller, namespace)
-    return await _proxy(request).tenants.get(namespace)
+    return await _tenant(request, caller, namespace)
 
 
 async def _changing(
-    request: Request,
-    caller: Annotated[Caller, Depends(_caller)],
-    namespace: Namespace = "default",
+    request: Request, caller: Annotated[Caller, Depends(_caller)], namespace: Namespace = None
 ) -> Tenant:
     """The tenant of a caller who may change edits (an admin key)."""
     require_admin(caller)
-    require_namespace(caller, namespace)
-    return await _proxy(request).tenants.get(namespace)
+    return await _tenant(request, caller, namespace)
 
 
 Asking = Annotated[Tenant, Depends(_asking)]

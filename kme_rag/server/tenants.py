@@ -240,10 +240,11 @@ class Tenants:
             self._open.popitem(last=False)
         return tenant
 
-    def refresh_all(self, *, full: bool = False) -> None:
+    def refresh(self, tenants: Sequence[Tenant], *, full: bool = False) -> None:
+        """Refresh ``tenants`` (taken on the event loop: ``_open`` changes only there)."""
         try:
             count = record_count(self._collection)
-            for tenant in list(self._open.values()):
+            for tenant in tenants:
                 tenant.refresh(count, full=full)
         except StoreError as exc:
             log.warning("could not check the store for changes: %s", exc)
@@ -254,4 +255,5 @@ class Tenants:
         while True:
             await asyncio.sleep(interval_s)
             rounds += 1
-            await asyncio.to_thread(self.refresh_all, full=rounds % FULL_EVERY == 0)
+            tenants = list(self._open.values())
+            await asyncio.to_thread(self.refresh, tenants, full=rounds % FULL_EVERY == 0)
