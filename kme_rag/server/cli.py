@@ -57,7 +57,7 @@ def serve(
     port: int = typer.Option(8080, help="Port to listen on."),
     upstream: str | None = typer.Option(
         None,
-        help="OpenAI-compatible upstream base URL, http://host:port/v1 [env KME_UPSTREAM_URL]; "
+        help="OpenAI-compatible upstream base URL, http://host:port/v1 (env KME_UPSTREAM_URL); "
         "default: the local llama.cpp model in-process. Its key: KME_UPSTREAM_API_KEY.",
     ),
 ) -> None:
