@@ -35,13 +35,9 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, embedder: MiniLMEmbe
         command += ["--checks", "no_internal_error", "--max-examples", "25", "--seed", "7"]
         command += ["--header", f"Authorization: Bearer {ADMIN}", "--workers", "1", "--no-color"]
         hooks = {"SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks"}
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, **hooks},
-            cwd=ROOT,
+        env = {**os.environ, **hooks, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(  # in tmp_path: schemathesis keeps its replay data in cwd
+            command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path
         )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-4000:]
