@@ -6,6 +6,8 @@ pointing its ``base_url`` here.
 - ``proxy.py``: one request through the editor to the upstream and back
 - ``translate.py``, ``text.py``, ``sse.py``: the pure parts (request and response
   rewriting, prefill and stop strings on streams, server-sent events)
+- ``streams.py``: the streams passed on (the ``kme`` event, rewritten completions)
+- ``schemas.py``: the request and response bodies the OpenAPI schema documents
 - ``upstream.py``, ``local.py``: the upstream over HTTP, or llama.cpp's app in-process
 - ``tenants.py``: one namespace per tenant, kept fresh against a shared Chroma server
 - ``auth.py``, ``failures.py``: bearer keys; OpenAI-style errors and the body limit

@@ -202,7 +202,7 @@ class Proxy:
         if plan is not None:
             walked = await asyncio.to_thread(tenant.walk, read[-1]["content"], plan)
             if walked is not None:
-                return self._walked(walked, plan, tenant, data, want_kme)
+                return self._walked(walked, tenant, data, want_kme)
         outcome = Outcome.of(plan, tenant.namespace)
         stream = bool(data.get("stream"))
         kme = _kme_chunk(outcome, "chat.completion.chunk", data.get("model")) if want_kme else None
@@ -224,9 +224,7 @@ class Proxy:
         )
 
     @staticmethod
-    def _walked(
-        answer: Answer, plan: Plan, tenant: Tenant, data: dict[str, Any], want_kme: bool
-    ) -> Response:
+    def _walked(answer: Answer, tenant: Tenant, data: dict[str, Any], want_kme: bool) -> Response:
         """The multi-hop walk's answer, in the chat shape (streamed when asked)."""
         timings = tuple((k.removesuffix("_ms"), v) for k, v in answer.timings_ms.items())
         outcome = Outcome("multihop", tenant.namespace, answer.edits, timings)
