@@ -14,6 +14,20 @@ pointing its ``base_url`` here.
 - ``cli.py``: ``kme serve``
 """
 
-from kme_rag.server.app import create_app
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kme_rag.server.app import create_app
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    """``create_app`` is imported on first use, so ``kme`` starts without the web stack."""
+    if name == "create_app":
+        from kme_rag.server.app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
