@@ -18,6 +18,7 @@ from kme_rag.errors import KmeError, ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import Format
 from kme_rag.memory.store import EditMemory
+from kme_rag.server.cli import serve
 from kme_rag.settings import Settings
 from kme_rag.whitebox.cli import whitebox_app
 
@@ -35,6 +36,7 @@ app.add_typer(edit_app, name="edit")
 scope_app = typer.Typer(help="Train and evaluate the scope classifier.", no_args_is_help=True)
 app.add_typer(scope_app, name="scope")
 app.add_typer(whitebox_app, name="whitebox")
+app.command("serve")(serve)
 
 
 def _settings(ctx: typer.Context) -> Settings:

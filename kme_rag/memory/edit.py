@@ -113,9 +113,11 @@ class Edit(BaseModel):
     def _aliases(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value is None:
             return ()
-        if isinstance(value, str):
-            raise ValueError(f"expected {info.field_name} to be a list, got {value!r}")
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ValueError(f"expected {info.field_name} to be a list of strings, got {value!r}")
         field = str(info.field_name)
+        if bad := [v for v in value if not isinstance(v, str)]:
+            raise ValueError(f"expected {field} to hold strings, got {bad[0]!r}")
         unique = dict.fromkeys(_check_text(field, v) for v in value)
         return tuple(unique)
 

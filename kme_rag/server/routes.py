@@ -23,7 +23,6 @@ from kme_rag.server.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
     DeletedEdit,
-    EditIn,
     EditList,
     Health,
     UndoneChange,
@@ -134,7 +133,7 @@ def _check_namespace(edits: list[Edit], namespace: str) -> None:
 
 
 @router.post("/v1/edits", tags=["edits"], responses={**_ERRORS})
-async def add_edits(body: EditIn | list[EditIn], tenant: Changing) -> Edit | EditList:
+async def add_edits(body: Edit | list[Edit], tenant: Changing) -> Edit | EditList:
     """Add one edit (an Edit object) or a batch (a list, stored as one change)."""
     edits = body if isinstance(body, list) else [body]
     if not edits:

@@ -8,9 +8,9 @@ never sent upstream.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kme_rag.memory.edit import Edit
 
@@ -19,7 +19,6 @@ __all__ = [
     "ChatMessage",
     "CompletionRequest",
     "DeletedEdit",
-    "EditIn",
     "EditList",
     "Health",
     "KmeInfo",
@@ -63,24 +62,6 @@ class CompletionRequest(_Sampling):
     """``POST /v1/completions``, as the OpenAI API defines it."""
 
     prompt: str | list[str] | list[int] | list[list[int]]
-
-
-def _aliases_are_string_lists(value: Any) -> Any:
-    """Alias fields must be lists of strings before :class:`Edit` sees them: its alias
-    validator iterates the value and calls ``str`` methods, so ``true`` or ``[1]`` there
-    would fail with a TypeError (a 500) instead of a validation error."""
-    if not isinstance(value, dict):
-        return value
-    for name in ("subject_aliases", "target_aliases"):
-        aliases = value.get(name)
-        if aliases is None:
-            continue
-        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-            raise ValueError(f"expected {name} to be a list of strings, got {aliases!r}")
-    return value
-
-
-EditIn = Annotated[Edit, BeforeValidator(_aliases_are_string_lists)]
 
 
 class KmeInfo(BaseModel):

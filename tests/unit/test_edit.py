@@ -102,3 +102,16 @@ def test_key_uses_normalised_names() -> None:
 )
 def test_normalise_name(raw: str, key: str) -> None:
     assert normalise_name(raw) == key
+
+
+@pytest.mark.parametrize("aliases", [True, [1], "Tour Eiffel", {"a": 1}])
+def test_aliases_that_are_not_string_lists_are_a_validation_error(aliases: object) -> None:
+    with pytest.raises(ValidationError, match="subject_aliases"):
+        parse_edit(
+            {
+                "subject": "Eiffel Tower",
+                "relation": "city",
+                "target_new": "Rome",
+                "subject_aliases": aliases,
+            }
+        )
