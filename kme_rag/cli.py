@@ -66,9 +66,9 @@ def _line(edit: Edit) -> str:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    store: Path | None = typer.Option(None, help="Embedded store folder [env KME_STORE]."),
-    namespace: str | None = typer.Option(None, help="Edit namespace [env KME_NAMESPACE]."),
-    chroma_url: str | None = typer.Option(None, help="Chroma server URL [env KME_CHROMA_URL]."),
+    store: Path | None = typer.Option(None, help="Embedded store folder (env KME_STORE)."),
+    namespace: str | None = typer.Option(None, help="Edit namespace (env KME_NAMESPACE)."),
+    chroma_url: str | None = typer.Option(None, help="Chroma server URL (env KME_CHROMA_URL)."),
 ) -> None:
     overrides: dict[str, Any] = {"store": store, "namespace": namespace, "chroma_url": chroma_url}
     ctx.obj = {"settings": Settings(**{k: v for k, v in overrides.items() if v is not None})}
