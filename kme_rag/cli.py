@@ -504,11 +504,15 @@ def main() -> None:
 @app.command("bench")
 def bench(
     ctx: typer.Context,
-    dataset: str = typer.Argument(..., help="counterfact, zsre or mquake."),
+    dataset: str = typer.Argument(
+        ..., help="counterfact, zsre, mquake, all, scalability or retainability."
+    ),
     method: str = typer.Option("kme", help="none, ike (ungated), kme; mquake: none, mello, kme."),
     n: int = typer.Option(100, help="How many cases."),
     edits: str = typer.Option("all", help="all: store every edit first; one: one at a time."),
-    out: Path = typer.Option(..., help="Summary JSON; per-case rows go beside it."),
+    out: Path | None = typer.Option(
+        None, help="Summary JSON; per-case rows go beside it (required but for all)."
+    ),
     data: Path | None = typer.Option(None, help="Evaluate this file instead (same format)."),
     max_tokens: int = typer.Option(16, help="Tokens generated per answer."),
     ike_demos: int = typer.Option(4, help="Demonstrations per prompt for --method ike."),
@@ -524,12 +528,54 @@ def bench(
     checkpoint_every: int = typer.Option(
         10, help="rome --edits all: re-score the first 10 edits every this many edits."
     ),
+    quick: bool = typer.Option(False, "--quick", help="all: the small CI plan (≤ 5 minutes)."),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="all: rebuild REPORT.md from the result JSONs, run nothing."
+    ),
+    only: str | None = typer.Option(
+        None, help="all: comma-separated run names of the plan to run (default: every run)."
+    ),
+    results: Path = typer.Option(
+        Path("benchmarks"), help="all: folder of results/<date>/ and REPORT.md."
+    ),
+    sizes: str | None = typer.Option(
+        None, help="scalability/retainability: comma-separated store sizes or checkpoints."
+    ),
+    probe_n: int = typer.Option(100, help="scalability/retainability: cases probed at each."),
 ) -> None:
     """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop:
-    the unedited model, MeLLo, or the graph walk), greedy decoding."""
+    the unedited model, MeLLo, or the graph walk), greedy decoding; ``all`` runs every
+    method on every dataset it applies to and regenerates REPORT.md; ``scalability`` /
+    ``retainability`` measure the kme route against the number of edits stored."""
     import tempfile
 
     from tqdm import tqdm
+
+    if dataset == "all":
+        from kme_rag.report.run_all import bench_all
+
+        names = tuple(s for s in (only or "").split(",") if s)
+        settings = _settings(ctx)
+        report = bench_all(settings, results, quick=quick, only=names, report_only=report_only)
+        typer.echo(f"wrote {report}")
+        return
+    if out is None:
+        raise ValidationError(f"expected --out FILE.json for bench {dataset}")
+    if dataset in ("scalability", "retainability"):
+        from kme_rag.report.curve_bench import bench_curve
+        from kme_rag.report.curves import CurveParams
+
+        if not sizes:
+            raise ValidationError(f"expected --sizes for {dataset}, e.g. 1,10,100")
+        try:
+            steps = tuple(int(s) for s in sizes.split(","))
+        except ValueError:
+            raise ValidationError(f"expected comma-separated integers, got {sizes!r}") from None
+        curve = CurveParams(sizes=steps, probe_n=probe_n, max_tokens=max_tokens)
+        kind = cast(Literal["scalability", "retainability"], dataset)
+        summary = bench_curve(_settings(ctx), kind, curve, out, _provenance())
+        _echo_json([{k: v for k, v in p.items() if k != "add_seconds"} for p in summary["points"]])
+        return
 
     from kme_rag.backends import make_backend
     from kme_rag.evaluation import (
@@ -548,10 +594,19 @@ def bench(
         mode = cast(Literal["one", "all"], edits)
         _bench_mquake(_settings(ctx), method, n, mode, out, data, known_facts)
         return
-    _check_choice("method", method, ("none", "ike", "kme", "rome", "memit"))
+    _check_choice("method", method, ("none", "ike", "kme", "rome", "memit", "kme+weights"))
     _check_choice("edits", edits, ("one", "all"))
     _check_choice("scope", scope, ("classifier", "similarity"))
     settings = _settings(ctx)
+    if method == "kme+weights":
+        from kme_rag.report.consolidated import bench_consolidated
+
+        if edits != "all":
+            raise ValidationError("expected --edits all with --method kme+weights")
+        cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
+        summary = bench_consolidated(settings, dataset, cases, out, _provenance(), max_tokens)
+        _echo_json({k: summary[k] for k in ("metrics", "edit_seconds")})
+        return
     if method in ("rome", "memit"):
         from kme_rag.whitebox.bench import WeightBenchParams
 

@@ -1,0 +1,147 @@
+"""Which runs ``kme bench all`` makes: every method on every dataset it applies to.
+
+A run is the argument list of one ``kme bench`` command (without ``--out``), so each
+result JSON records a command that reproduces it alone. Two sizes: ``full`` (the
+figures of the report) and ``quick`` (a few cases per run, for CI: it checks the
+pipeline end to end, not the figures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from kme_rag.errors import ValidationError
+
+__all__ = ["METHODS", "Run", "Size", "plan", "select"]
+
+Size = Literal["quick", "full"]
+METHODS = ("none", "ike", "kme", "mello", "rome", "memit", "kme+weights")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``kme bench`` command: ``name`` is also the result file's stem."""
+
+    name: str
+    method: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    single: int  # CounterFact / zsRE cases for the memory methods
+    ike_zsre: int
+    weights: int  # ROME / MEMIT / kme+weights cases
+    generate: int  # of which with the generation metrics
+    mquake: int
+    mello: int
+    scalability: str
+    scalability_probe: int
+    retainability: str
+    retainability_probe: int
+    rome_sequential: int
+
+
+SIZES: dict[Size, _Sizes] = {
+    "quick": _Sizes(3, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, 3),
+    "full": _Sizes(
+        500,
+        100,
+        200,
+        200,
+        354,
+        50,
+        "1,10,100,1000,10000",
+        100,
+        "1,10,50,100,250,500,1000",
+        50,
+        1000,
+    ),
+}
+
+
+def _single(dataset: str, method: str, n: int, edits: str = "all") -> Run:
+    args = ("bench", dataset, "--method", method, "--n", str(n), "--edits", edits)
+    suffix = {"rome": "-one", "memit": "-all"}.get(method, "")
+    return Run(f"{dataset}-{method}{suffix}", method, args)
+
+
+def _weights(dataset: str, size: _Sizes) -> list[Run]:
+    generate = ("--generate-n", str(size.generate))
+    rome = _single(dataset, "rome", size.weights, "one")
+    memit = _single(dataset, "memit", size.weights, "all")
+    both = _single(dataset, "kme+weights", size.weights, "all")
+    return [
+        Run(rome.name, rome.method, rome.args + generate),
+        Run(memit.name, memit.method, memit.args + generate),
+        both,
+    ]
+
+
+def _mquake(size: _Sizes) -> list[Run]:
+    def run(method: str, n: int) -> Run:
+        args = ("bench", "mquake", "--method", method, "--n", str(n), "--edits", "all")
+        return Run(f"mquake-cf3k-{method}", method, args)
+
+    return [run("none", size.mquake), run("mello", size.mello), run("kme", size.mquake)]
+
+
+def _curves(size: _Sizes) -> list[Run]:
+    rome_seq = _single("counterfact", "rome", size.rome_sequential, "all")
+    every = str(max(1, size.rome_sequential // 10))
+    return [
+        Run(
+            "scalability-kme",
+            "kme",
+            (
+                "bench",
+                "scalability",
+                "--sizes",
+                size.scalability,
+                "--probe-n",
+                str(size.scalability_probe),
+            ),
+        ),
+        Run(
+            "retainability-kme",
+            "kme",
+            (
+                "bench",
+                "retainability",
+                "--sizes",
+                size.retainability,
+                "--probe-n",
+                str(size.retainability_probe),
+            ),
+        ),
+        Run(
+            "retainability-rome",
+            "rome",
+            (*rome_seq.args, "--checkpoint-every", every, "--generate-n", "0"),
+        ),
+    ]
+
+
+def plan(size: Size) -> list[Run]:
+    """Every run of ``bench all`` at ``size``, cheapest first within each dataset."""
+    s = SIZES[size]
+    runs: list[Run] = []
+    for dataset in ("counterfact", "zsre"):
+        n_ike = s.single if dataset == "counterfact" else s.ike_zsre
+        runs += [_single(dataset, "none", s.single), _single(dataset, "ike", n_ike)]
+        runs.append(_single(dataset, "kme", s.single))
+        runs += _weights(dataset, s)
+    return runs + _mquake(s) + _curves(s)
+
+
+def select(runs: list[Run], names: tuple[str, ...]) -> list[Run]:
+    """The runs named (all when ``names`` is empty); an unknown name is an error that
+    lists the known ones."""
+    if not names:
+        return runs
+    known = {r.name for r in runs}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationError(f"expected run names among {sorted(known)}, got {unknown}")
+    return [r for r in runs if r.name in names]

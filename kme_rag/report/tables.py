@@ -1,0 +1,302 @@
+"""The report's tables, as Markdown lines, from loaded results (pure functions).
+
+Every proportion carries its count and a 95% Wilson interval; differences carry
+Newcombe's interval (:mod:`kme_rag.report.stats`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from kme_rag.report.markdown import DASH, markdown_table, pct, share_cell
+from kme_rag.report.results import Result
+from kme_rag.report.stats import newcombe_difference
+
+__all__ = [
+    "VIEWS",
+    "method_label",
+    "multihop_table",
+    "probability_table",
+    "retainability_table",
+    "rome_decay_table",
+    "scalability_deltas",
+    "scalability_table",
+    "single_hop_table",
+]
+
+
+def method_label(data: dict[str, Any]) -> str:
+    """The method as the report names it, with the variant that distinguishes runs."""
+    method = str(data.get("method"))
+    if method == "kme" and "edits_stored" not in data:  # runs before the classifier: similarity
+        return f"kme ({data.get('scope') or 'similarity'} scope)"
+    if method == "rome":
+        return "rome, one edit at a time" if data.get("edits_mode") == "one" else "rome, sequential"
+    if method == "memit":
+        return f"memit, one batch of {data.get('n')}"
+    return method
+
+
+def _count(data: dict[str, Any], key: str) -> int | None:
+    value = data.get("counts", {}).get(key)
+    return None if value is None else int(value)
+
+
+def _ms(data: dict[str, Any]) -> str:
+    lat = data.get("latency_ms") or {}
+    if "p50" not in lat:
+        return DASH
+    return f"{lat['p50']:.0f} / {lat['p95']:.0f}"
+
+
+def _single_row(result: Result) -> list[str]:
+    d = result.data
+    n = _count(d, "cases")
+    unrelated_n = _count(d, "locality_unrelated_cases")
+    return [
+        method_label(d),
+        str(n if n is not None else d.get("n")),
+        share_cell(_count(d, "efficacy"), n),
+        share_cell(_count(d, "generality"), n),
+        share_cell(_count(d, "locality_same"), n),
+        share_cell(_count(d, "locality_unrelated_same"), unrelated_n),
+        share_cell(_count(d, "locality_leak"), n),
+        _ms(d),
+        str(d.get("prompt_tokens_per_question") or DASH),
+        f"`{result.path}`",
+    ]
+
+
+SINGLE_HEADER = (
+    "method",
+    "n",
+    "efficacy",
+    "generality",
+    "locality",
+    "locality, unrelated",
+    "leak",
+    "p50 / p95 ms",
+    "tokens / question",
+    "result",
+)
+
+
+def single_hop_table(results: Sequence[Result], dataset: str) -> list[str]:
+    """Efficacy, generality, locality (agreement with the unedited model's own answer),
+    latency and tokens of every method on ``dataset``; generation metrics only."""
+    rows = [
+        _single_row(r)
+        for r in results
+        if r.data.get("dataset") == dataset and (r.kind == "single" or "counts" in r.data)
+    ]
+    return markdown_table(SINGLE_HEADER, rows, numeric_from=1) if rows else []
+
+
+def probability_table(results: Sequence[Result]) -> list[str]:
+    """ROME's probability tests (P(new) > P(true)), edited and unedited, for weight runs."""
+    rows = []
+    for r in results:
+        d, n = r.data, int(r.data.get("n", 0))
+        p, u = d["probability"], d["unedited_probability"]
+        rows.append(
+            [
+                f"{d.get('dataset')}: {method_label(d)}",
+                str(n),
+                *(
+                    share_cell(round(p[k] * n), n)
+                    for k in ("efficacy", "paraphrase", "neighbourhood")
+                ),
+                *(pct(u[k]) for k in ("efficacy", "paraphrase", "neighbourhood")),
+                f"`{r.path}`",
+            ]
+        )
+    header = (
+        "run",
+        "n",
+        "efficacy",
+        "paraphrase",
+        "neighbourhood",
+        "unedited efficacy",
+        "unedited paraphrase",
+        "unedited neighbourhood",
+        "result",
+    )
+    return markdown_table(header, rows) if rows else []
+
+
+def multihop_table(results: Sequence[Result]) -> list[str]:
+    """Portability on MQuAKE: multi-hop accuracy per case (MQuAKE's rule: any of the
+    three questions right) and per question, with the prior baseline beside them."""
+    rows = []
+    for r in results:
+        d, m = r.data, r.data["metrics"]
+        n = int(d["n"])
+        label = str(d["method"]) + (
+            " (known facts, labelled mode)" if "known" in str(d.get("mode")) else ""
+        )
+        label += ", one case's edits at a time" if d.get("edits_mode") == "one" else ""
+        lat = d.get("latency_ms_per_question", {})
+        rows.append(
+            [
+                str(d["dataset"]).removeprefix("mquake:"),
+                label,
+                str(n),
+                share_cell(round(m["multihop_accuracy"] * n), n),
+                share_cell(round(m["question_accuracy"] * 3 * n), 3 * n),
+                pct(m.get("prior_baseline")),
+                f"{pct(m.get('known_hops_accuracy'))} ({m.get('known_hops_cases', DASH)})",
+                f"{lat.get('p50', 0) / 1000:.2f} / {lat.get('p95', 0) / 1000:.2f}" if lat else DASH,
+                f"`{r.path}`",
+            ]
+        )
+    header = (
+        "file",
+        "method",
+        "cases",
+        "multi-hop (per case)",
+        "per question (3/case)",
+        "prior baseline",
+        "known-hops subset (cases)",
+        "p50 / p95 s / question",
+        "result",
+    )
+    return markdown_table(header, rows, numeric_from=2) if rows else []
+
+
+def _point_cells(p: dict[str, Any]) -> list[str]:
+    n = _count(p, "cases")
+    return [
+        share_cell(_count(p, "efficacy"), n),
+        share_cell(_count(p, "generality"), n),
+        share_cell(_count(p, "locality_same"), n),
+        share_cell(_count(p, "locality_unrelated_same"), _count(p, "locality_unrelated_cases")),
+    ]
+
+
+def _active_cells(p: dict[str, Any]) -> list[str]:
+    counts = p.get("active", {}).get("counts")
+    if not counts:
+        return [DASH, DASH]
+    n = counts["cases"]
+    return [share_cell(counts["efficacy"], n), share_cell(counts["generality"], n)]
+
+
+def scalability_table(result: Result) -> list[str]:
+    rows = []
+    for p in result.data["points"]:
+        rows.append(
+            [
+                f"{p['edits_stored']:,}",
+                str(p["probed"]),
+                *_point_cells(p),
+                str(len(p.get("superseded", []))),
+                *_active_cells(p),
+                _ms(p),
+                f"{p['import_seconds']:.1f}",
+            ]
+        )
+    header = (
+        "edits stored",
+        "probed",
+        "efficacy",
+        "generality",
+        "locality",
+        "locality, unrelated",
+        "superseded",
+        "efficacy, active",
+        "generality, active",
+        "p50 / p95 ms",
+        "import s (this step)",
+    )
+    return markdown_table(header, rows)
+
+
+def _points_by(result: Result, field: str) -> dict[int, dict[str, Any]]:
+    return {int(p[field]): p for p in result.data["points"]}
+
+
+# (metric, successes, trials) in the two views of a scalability point
+VIEWS = {
+    "as counted": (
+        ("efficacy", "efficacy", "cases"),
+        ("generality", "generality", "cases"),
+        ("locality", "locality_same", "cases"),
+    ),
+    "active edits, unrelated locality": (
+        ("efficacy", "efficacy", "cases"),
+        ("generality", "generality", "cases"),
+        ("locality", "locality_unrelated_same", "locality_unrelated_cases"),
+    ),
+}
+
+
+def _view_counts(point: dict[str, Any], view: str) -> dict[str, Any]:
+    if view == "as counted":
+        return dict(point["counts"])
+    active = dict(point.get("active", point)["counts"])
+    # locality, unrelated: over every probed case (a superseded edit does not change it)
+    for key in ("locality_unrelated_same", "locality_unrelated_cases"):
+        active[key] = point["counts"][key]
+    return active
+
+
+def scalability_deltas(
+    result: Result, base: int, top: int, view: str = "as counted"
+) -> list[dict[str, Any]]:
+    """Eq. 13/14 read as differences: each metric with ``top`` edits stored minus the
+    same with ``base`` stored, with Newcombe's 95% interval; [] when either is missing.
+    ``view``: "as counted" (every probed case), or "active edits, unrelated locality"
+    (efficacy and generality over cases whose edit no later edit superseded, locality
+    over neighbourhood prompts naming no other stored subject)."""
+    points = _points_by(result, "edits_stored")
+    if base not in points or top not in points:
+        return []
+    a, b = _view_counts(points[base], view), _view_counts(points[top], view)
+    out = []
+    for name, hit, trials in VIEWS[view]:
+        diff = newcombe_difference(int(a[hit]), int(a[trials]), int(b[hit]), int(b[trials]))
+        out.append({"metric": name, "base": base, "top": top, "view": view, "difference": diff})
+    return out
+
+
+def retainability_table(result: Result) -> list[str]:
+    rows = []
+    for p in result.data["points"]:
+        adds = p.get("add_seconds") or []
+        add = f"{statistics.median(adds) * 1000:.0f}" if adds else DASH
+        rows.append([f"{p['edits_applied']:,}", str(p["probed"]), *_point_cells(p), add])
+    header = (
+        "edits applied",
+        "probed (oldest)",
+        "efficacy",
+        "generality",
+        "locality",
+        "locality, unrelated",
+        "add p50 ms (since last)",
+    )
+    return markdown_table(header, rows)
+
+
+def rome_decay_table(result: Result) -> list[str]:
+    """Sequential ROME's checkpoints: probability scores of the first edits."""
+    rows = [
+        [
+            f"{c['edits_applied']:,}",
+            str(c["probed"]),
+            *(
+                share_cell(round(c[k] * c["probed"]), c["probed"])
+                for k in ("efficacy", "paraphrase", "neighbourhood")
+            ),
+        ]
+        for c in result.data["decay"]
+    ]
+    header = (
+        "edits applied",
+        "probed (first)",
+        "efficacy (P)",
+        "paraphrase (P)",
+        "neighbourhood (P)",
+    )
+    return markdown_table(header, rows)

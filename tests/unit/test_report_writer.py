@@ -1,0 +1,169 @@
+"""REPORT.md from small result JSONs built here: tables, intervals, targets, figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kme_rag.errors import ValidationError
+from kme_rag.report.build import write_report
+from kme_rag.report.plan import METHODS, plan, select
+from kme_rag.report.results import classify, load_results
+
+
+def counts(cases: int, eff: int, gen: int, loc: int) -> dict[str, int]:
+    return {
+        "cases": cases,
+        "efficacy": eff,
+        "generality": gen,
+        "locality_same": loc,
+        "locality_leak": 0,
+        "locality_unrelated_cases": cases,
+        "locality_unrelated_same": loc,
+    }
+
+
+def single(method: str, date: str, eff: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "dataset": "counterfact",
+        "method": method,
+        "scope": "classifier" if method == "kme" else None,
+        "n": 500,
+        "edits_mode": "all",
+        "metrics": {"efficacy": eff / 500},
+        "counts": counts(500, eff, 478, 492),
+        "latency_ms": {"p50": 150.0, "p95": 470.0},
+        "prompt_tokens_per_question": 20.2,
+        "command": f"kme bench counterfact --method {method}",
+        "date": date,
+        **extra,
+    }
+
+
+def point(size: int, eff: int, *, probed: int = 100, **extra: Any) -> dict[str, Any]:
+    return {
+        "probed": probed,
+        "counts": counts(probed, eff, max(eff - 3, 0), probed - 1),
+        "latency_ms": {"p50": 120.0, "p95": 400.0},
+        "superseded": [],
+        "import_seconds": 1.0,
+        "edits_stored": size,
+        **extra,
+    }
+
+
+def write(folder: Path, name: str, data: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(data))
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    old, new = tmp_path / "results" / "2026-11-25", tmp_path / "results" / "2026-12-01"
+    write(old, "counterfact-kme.json", single("kme", "2026-11-25T10:00:00", 480))
+    write(new, "counterfact-kme.json", single("kme", "2026-12-01T10:00:00", 500))
+    write(old, "counterfact-none.json", single("none", "2026-11-25T10:00:00", 7))
+    scal = [point(1, 1, probed=1), point(100, 100), point(10000, 97)]
+    write(new, "scalability-kme.json", {
+        "kind": "scalability", "dataset": "counterfact", "method": "kme",
+        "definition": "first N stored", "points": scal, "date": "2026-12-01",
+    })
+    ret = [
+        {**point(0, 10, probed=10), "edits_applied": 10, "fixed_probe_set": False},
+        {**point(0, 50, probed=50), "edits_applied": 50, "fixed_probe_set": True,
+         "add_seconds": [0.03, 0.05]},
+        {**point(0, 50, probed=50), "edits_applied": 1000, "fixed_probe_set": True},
+    ]
+    write(new, "retainability-kme.json", {
+        "kind": "retainability", "dataset": "counterfact", "method": "kme",
+        "definition": "one at a time", "points": ret, "date": "2026-12-01",
+    })
+    write(new, "counterfact-rome-seq.json", {
+        "dataset": "counterfact", "method": "rome", "n": 100, "edits_mode": "all",
+        "probability": {"efficacy": 0.5, "paraphrase": 0.4, "neighbourhood": 0.7},
+        "unedited_probability": {"efficacy": 0.1, "paraphrase": 0.1, "neighbourhood": 0.9},
+        "edit_seconds": {"per_edit_p50": 4.5, "per_edit_p95": 6.0, "batch": None},
+        "decay": [
+            {"edits_applied": 10, "probed": 10, "efficacy": 1.0, "paraphrase": 0.9,
+             "neighbourhood": 0.8},
+            {"edits_applied": 100, "probed": 10, "efficacy": 0.6, "paraphrase": 0.5,
+             "neighbourhood": 0.6},
+        ],
+        "date": "2026-12-01",
+    })
+    write(new, "scope-1000.json", {"recall": 0.99})  # not a run result: left out
+    return tmp_path
+
+
+def test_report_tables_carry_counts_intervals_and_the_newest_run(root: Path) -> None:
+    report = write_report(root).read_text()
+    # the newer kme run replaced the older one; its efficacy 500/500 with Wilson bounds
+    assert "| kme (classifier scope) | 500 | 100.0% (99.2\u2013100.0) |" in report
+    assert "96.0%" not in report.split("## Single-hop: CounterFact")[1].split("##")[0]
+    assert "| none | 500 | 1.4% (0.7\u20132.9) |" in report
+    assert "scope-1000" not in report
+
+
+def test_report_states_each_target_with_its_verdict(root: Path) -> None:
+    report = write_report(root).read_text()
+    # 97/100 at 10k vs 100/100 at 100: 3 points down, 1 over the 2-point target
+    assert "efficacy -3.0 points: missed by 1.0 points" in report
+    assert "generality -3.0 points: missed by 1.0 points" in report
+    assert "locality +0.0 points: met" in report
+    # retainability: 50/50 at 50 and at 1,000 edits -> 0 per edit, met
+    assert "kme retainability >= -0.001 per edit (efficacy, 50 -> 1,000 edits): +0.00000" in (
+        report.replace("\u2265", ">=").replace("\u2192", "->")
+    )
+    assert "not measured (no complete full run" in report
+
+
+def test_report_shows_rome_forgetting_for_contrast(root: Path) -> None:
+    report = write_report(root).read_text()
+    # efficacy 10/10 -> 6/10 over 90 edits: -0.4/90 per edit
+    assert "rome (probability), efficacy: -0.00444 per edit" in report
+
+
+def test_report_draws_every_figure_and_keeps_anchors_apart(root: Path) -> None:
+    report = write_report(root).read_text()
+    for png in ("scalability", "retainability", "locality-generality"):
+        path = root / "report" / f"{png}.png"
+        assert path.read_bytes()[:4] == b"\x89PNG"
+        assert f"](report/{png}.png)" in report
+    anchors = report.split("## Published anchors")[1]
+    assert "**Not this project's runs**" in anchors
+    assert "| IKE | LLaMA-2-7B | ZsRE (EasyEdit) | 100.00 |" in anchors
+    assert "not found" in anchors
+
+
+def test_classify_reads_content_not_names() -> None:
+    assert classify({"kind": "scalability"}) == "scalability"
+    assert classify({"dataset": "mquake:x.json", "metrics": {}}) == "multihop"
+    assert classify({"probability": {}, "metrics": {"efficacy": 1}}) == "weights"
+    assert classify({"metrics": {"efficacy": 1.0}}) == "single"
+    assert classify({"recall": 0.99}) is None
+
+
+def test_load_results_skips_files_that_are_not_json(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text("{not json")
+    write(tmp_path, "ok.json", single("kme", "2026-12-01", 500))
+    results = load_results([tmp_path], tmp_path)
+    assert [r.path for r in results.of("single")] == ["ok.json"]
+
+
+def test_plans_cover_every_method_at_both_sizes() -> None:
+    for size in ("quick", "full"):
+        runs = plan(size)  # type: ignore[arg-type]
+        assert {r.method for r in runs} == set(METHODS)
+        assert len({r.name for r in runs}) == len(runs)  # one result file per run
+    full = {r.name: r for r in plan("full")}
+    assert "10000" in " ".join(full["scalability-kme"].args)
+    assert full["retainability-kme"].args[-3].endswith(",1000")
+
+
+def test_select_names_unknown_runs() -> None:
+    with pytest.raises(ValidationError, match="nonsense"):
+        select(plan("quick"), ("nonsense",))
+    assert [r.name for r in select(plan("quick"), ("zsre-kme",))] == ["zsre-kme"]
