@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from kme_rag.report.markdown import command_lines, write_markdown
+
 COLUMNS = ("efficacy", "generality", "locality", "locality_leak")
 
 
@@ -53,12 +55,9 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[row(s) for s in summaries],
         "",
-        "Commands:",
-        "",
-        *[f"- `{s['command']}` ({s['date']})" for s in summaries],
+        *command_lines(summaries),
     ]
-    (folder / "editing.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_markdown(folder / "editing.md", lines), end="")
 
 
 if __name__ == "__main__":

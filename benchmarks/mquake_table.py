@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from kme_rag.report.markdown import command_lines, write_markdown
+
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
@@ -82,12 +84,9 @@ def main() -> None:
             for c in chains
         ],
         "",
-        "Commands:",
-        "",
-        *[f"- `{s['command']}` ({s['date']})" for s in summaries],
+        *command_lines(summaries),
     ]
-    (folder / "mquake.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_markdown(folder / "mquake.md", lines), end="")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from kme_rag.report.markdown import write_markdown
+
 
 def rows(result: dict[str, object]) -> list[str]:
     models: dict[str, dict[str, object]] = result["models"]  # type: ignore[assignment]
@@ -62,7 +64,7 @@ def main(folder: Path) -> None:
             f"retrieval ms {result['retrieval_ms']}; "
             f"`{result['command']}` on {result['date']} ({result['machine']})"
         )
-    (folder / "scope.md").write_text("\n".join(lines) + "\n")
+    write_markdown(folder / "scope.md", lines)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from kme_rag.report.stats import Interval, wilson
 
-__all__ = ["DASH", "ci_cell", "markdown_table", "pct", "share_cell"]
+__all__ = [
+    "DASH",
+    "ci_cell",
+    "command_lines",
+    "markdown_table",
+    "pct",
+    "share_cell",
+    "write_markdown",
+]
 
 DASH = "\u2013"  # an en dash: the empty cell, and the joint of an interval
 
@@ -35,3 +45,15 @@ def share_cell(k: int | None, n: int | None) -> str:
     if k is None or not n:
         return DASH
     return ci_cell(wilson(k, n))
+
+
+def command_lines(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The "Commands:" list that closes a results table: each run's command and date."""
+    return ["Commands:", "", *(f"- `{s['command']}` ({s['date']})" for s in summaries)]
+
+
+def write_markdown(path: Path, lines: Sequence[str]) -> str:
+    """Write ``lines`` as one Markdown file (newline-terminated); returns the text."""
+    text = "\n".join(lines) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return text
