@@ -66,34 +66,73 @@ def root(tmp_path: Path) -> Path:
     write(old, "counterfact-kme.json", single("kme", "2026-11-25T10:00:00", 480))
     write(new, "counterfact-kme.json", single("kme", "2026-12-01T10:00:00", 500))
     write(old, "counterfact-none.json", single("none", "2026-11-25T10:00:00", 7))
-    scal = [point(1, 1, probed=1), point(100, 100), point(10000, 97)]
-    write(new, "scalability-kme.json", {
-        "kind": "scalability", "dataset": "counterfact", "method": "kme",
-        "definition": "first N stored", "points": scal, "date": "2026-12-01",
-    })
+    # at 10k, 3 probed edits were superseded by later edits (their misses are right answers)
+    active = {"counts": counts(97, 97, 94, 96)}
+    scal = [point(1, 1, probed=1), point(100, 100), point(10000, 97, active=active)]
+    write(
+        new,
+        "scalability-kme.json",
+        {
+            "kind": "scalability",
+            "dataset": "counterfact",
+            "method": "kme",
+            "definition": "first N stored",
+            "points": scal,
+            "date": "2026-12-01",
+        },
+    )
     ret = [
         {**point(0, 10, probed=10), "edits_applied": 10, "fixed_probe_set": False},
-        {**point(0, 50, probed=50), "edits_applied": 50, "fixed_probe_set": True,
-         "add_seconds": [0.03, 0.05]},
+        {
+            **point(0, 50, probed=50),
+            "edits_applied": 50,
+            "fixed_probe_set": True,
+            "add_seconds": [0.03, 0.05],
+        },
         {**point(0, 50, probed=50), "edits_applied": 1000, "fixed_probe_set": True},
     ]
-    write(new, "retainability-kme.json", {
-        "kind": "retainability", "dataset": "counterfact", "method": "kme",
-        "definition": "one at a time", "points": ret, "date": "2026-12-01",
-    })
-    write(new, "counterfact-rome-seq.json", {
-        "dataset": "counterfact", "method": "rome", "n": 100, "edits_mode": "all",
-        "probability": {"efficacy": 0.5, "paraphrase": 0.4, "neighbourhood": 0.7},
-        "unedited_probability": {"efficacy": 0.1, "paraphrase": 0.1, "neighbourhood": 0.9},
-        "edit_seconds": {"per_edit_p50": 4.5, "per_edit_p95": 6.0, "batch": None},
-        "decay": [
-            {"edits_applied": 10, "probed": 10, "efficacy": 1.0, "paraphrase": 0.9,
-             "neighbourhood": 0.8},
-            {"edits_applied": 100, "probed": 10, "efficacy": 0.6, "paraphrase": 0.5,
-             "neighbourhood": 0.6},
-        ],
-        "date": "2026-12-01",
-    })
+    write(
+        new,
+        "retainability-kme.json",
+        {
+            "kind": "retainability",
+            "dataset": "counterfact",
+            "method": "kme",
+            "definition": "one at a time",
+            "points": ret,
+            "date": "2026-12-01",
+        },
+    )
+    write(
+        new,
+        "counterfact-rome-seq.json",
+        {
+            "dataset": "counterfact",
+            "method": "rome",
+            "n": 100,
+            "edits_mode": "all",
+            "probability": {"efficacy": 0.5, "paraphrase": 0.4, "neighbourhood": 0.7},
+            "unedited_probability": {"efficacy": 0.1, "paraphrase": 0.1, "neighbourhood": 0.9},
+            "edit_seconds": {"per_edit_p50": 4.5, "per_edit_p95": 6.0, "batch": None},
+            "decay": [
+                {
+                    "edits_applied": 10,
+                    "probed": 10,
+                    "efficacy": 1.0,
+                    "paraphrase": 0.9,
+                    "neighbourhood": 0.8,
+                },
+                {
+                    "edits_applied": 100,
+                    "probed": 10,
+                    "efficacy": 0.6,
+                    "paraphrase": 0.5,
+                    "neighbourhood": 0.6,
+                },
+            ],
+            "date": "2026-12-01",
+        },
+    )
     write(new, "scope-1000.json", {"recall": 0.99})  # not a run result: left out
     return tmp_path
 
@@ -113,6 +152,8 @@ def test_report_states_each_target_with_its_verdict(root: Path) -> None:
     assert "efficacy -3.0 points: missed by 1.0 points" in report
     assert "generality -3.0 points: missed by 1.0 points" in report
     assert "locality +0.0 points: met" in report
+    adjusted = report.split("2 points (active edits, unrelated locality): ")[1].splitlines()[0]
+    assert adjusted.startswith("efficacy +0.0 points: met; generality -0.1 points: met")
     # retainability: 50/50 at 50 and at 1,000 edits -> 0 per edit, met
     assert "kme retainability >= -0.001 per edit (efficacy, 50 -> 1,000 edits): +0.00000" in (
         report.replace("\u2265", ">=").replace("\u2192", "->")
