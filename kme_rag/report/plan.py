@@ -41,10 +41,11 @@ class _Sizes:
     retainability: str
     retainability_probe: int
     rome_sequential: int
+    weights_datasets: tuple[str, ...]  # ROME / MEMIT / kme+weights load torch: costly
 
 
 SIZES: dict[Size, _Sizes] = {
-    "quick": _Sizes(3, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, 3),
+    "quick": _Sizes(3, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, 2, ("counterfact",)),
     "full": _Sizes(
         500,
         100,
@@ -56,7 +57,8 @@ SIZES: dict[Size, _Sizes] = {
         100,
         "1,10,50,100,250,500,1000",
         50,
-        1000,
+        200,
+        ("counterfact", "zsre"),
     ),
 }
 
@@ -131,7 +133,8 @@ def plan(size: Size) -> list[Run]:
         n_ike = s.single if dataset == "counterfact" else s.ike_zsre
         runs += [_single(dataset, "none", s.single), _single(dataset, "ike", n_ike)]
         runs.append(_single(dataset, "kme", s.single))
-        runs += _weights(dataset, s)
+        if dataset in s.weights_datasets:
+            runs += _weights(dataset, s)
     return runs + _mquake(s) + _curves(s)
 
 
