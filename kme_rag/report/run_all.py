@@ -87,16 +87,23 @@ def bench_all(
 ) -> Path:
     """Run the plan (or the runs named in ``only``) into ``root/results/<date>[-quick]``
     and regenerate the report; returns the report's path."""
+    from tqdm import tqdm
+
     from kme_rag.report.build import write_report
 
     size: Size = "quick" if quick else "full"
     if report_only:
         return write_report(root)
+    runs = select(plan(size), only)  # an unknown name fails before anything is written
     folder = results_folder(root, quick)
     folder.mkdir(parents=True, exist_ok=True)
     env = _environment(settings)
     start = time.perf_counter()
-    done = [run_one(run, folder, env) for run in select(plan(size), only)]
+    done = []
+    with tqdm(runs, desc="bench all", unit="run", file=sys.stderr) as bar:
+        for run in bar:
+            bar.set_postfix_str(run.name)
+            done.append(run_one(run, folder, env))
     _write_manifest(folder, size, done, time.perf_counter() - start, complete=not only)
     folders = [folder] if quick else None
     name = "REPORT-quick.md" if quick else "REPORT.md"
