@@ -571,9 +571,11 @@ def bench(
             steps = tuple(int(s) for s in sizes.split(","))
         except ValueError:
             raise ValidationError(f"expected comma-separated integers, got {sizes!r}") from None
+        _check_choice("method", method, ("kme", "rome", "memit"))
         curve = CurveParams(sizes=steps, probe_n=probe_n, max_tokens=max_tokens)
         kind = cast(Literal["scalability", "retainability"], dataset)
-        summary = bench_curve(_settings(ctx), kind, curve, out, _provenance())
+        how = cast(Literal["kme", "rome", "memit"], method)
+        summary = bench_curve(_settings(ctx), kind, curve, out, _provenance(), how)
         _echo_json([{k: v for k, v in p.items() if k != "add_seconds"} for p in summary["points"]])
         return
 

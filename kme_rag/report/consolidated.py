@@ -23,10 +23,10 @@ from kme_rag.memory.store import EditMemory
 from kme_rag.report.probes import edited_row, references
 from kme_rag.settings import Settings
 
-__all__ = ["bench_consolidated"]
+__all__ = ["bench_consolidated", "open_scratch_weights", "weights_editor"]
 
 
-def _open_weights(settings: Settings) -> Any:
+def open_scratch_weights(settings: Settings) -> Any:
     """A WeightEditor on a scratch deltas folder (the user's weight edits untouched)."""
     import torch
 
@@ -36,6 +36,12 @@ def _open_weights(settings: Settings) -> Any:
         torch.set_num_threads(settings.torch_threads)
     scratch = Path(tempfile.mkdtemp(prefix="kme-bench-consolidated-"))
     return WeightEditor.open(settings.model_copy(update={"weights_dir": scratch}))
+
+
+def weights_editor(weights: Any, memory: EditMemory, max_tokens: int) -> KnowledgeEditor:
+    """An editor that answers every query from the (edited) weights: route ``weights``."""
+    params = EditorParams(weights_policy="weights", max_tokens=max_tokens)
+    return KnowledgeEditor(weights.backend, memory, weights=weights, params=params)
 
 
 def bench_consolidated(
@@ -49,14 +55,13 @@ def bench_consolidated(
     """Run ``kme+weights`` on ``cases`` (all edits at once); write ``out`` and its rows."""
     store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
     memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
-    weights = _open_weights(settings)
+    weights = open_scratch_weights(settings)
     refs = references(weights.backend, cases, max_tokens)
     memory.add_many([c.edit for c in cases])
     start = time.perf_counter()
     weights.write([c.edit for c in cases], "memit")
     write_s = time.perf_counter() - start
-    params = EditorParams(weights_policy="weights", max_tokens=max_tokens)
-    editor = KnowledgeEditor(weights.backend, memory, weights=weights, params=params)
+    editor = weights_editor(weights, memory, max_tokens)
     conflicts = locality_conflicts(cases)
     rows = [edited_row(editor, c, refs[c.case_id], conflicts) for c in cases]
     cases_path = out.with_suffix(".cases.jsonl")

@@ -1,32 +1,57 @@
-"""``kme bench scalability|retainability``: a curve run of one memory-based method on
-CounterFact's evaluation split, written as a summary JSON plus per-case rows beside it."""
+"""``kme bench scalability|retainability``: a curve run of one method on CounterFact's
+evaluation split (the memory route; for retainability also ROME or MEMIT writing each
+edit into the weights), written as a summary JSON plus per-case rows beside it."""
 
 from __future__ import annotations
 
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from kme_rag.backends import make_backend
-from kme_rag.evaluation import build_editor, counterfact_cases
+from kme_rag.editor import KnowledgeEditor
+from kme_rag.errors import ValidationError
+from kme_rag.evaluation import Case, build_editor, counterfact_cases
 from kme_rag.memory.store import EditMemory
+from kme_rag.report.consolidated import open_scratch_weights, weights_editor
 from kme_rag.report.curves import CurveParams, run_retainability, run_scalability
 from kme_rag.settings import Settings
 
-__all__ = ["CurveKind", "bench_curve"]
+__all__ = ["CurveKind", "CurveMethod", "bench_curve"]
 
 log = logging.getLogger(__name__)
 
 CurveKind = Literal["scalability", "retainability"]
+CurveMethod = Literal["kme", "rome", "memit"]
 DEFINITIONS = {
     "scalability": "first N edits of counterfact-edit.json stored (one growing store); "
     "the first min(N, probe_n) cases asked prompt, paraphrase and neighbourhood",
-    "retainability": "edits added one at a time (one change each); at each checkpoint c "
-    "the oldest min(c, probe_n) edits asked again; Eq. 12 estimated between the first and "
-    "last checkpoint with the full probe set",
+    "retainability": "edits applied one at a time (one memory change or weight write "
+    "each); at each checkpoint c the oldest min(c, probe_n) edits asked again; Eq. 12 "
+    "estimated between the first and last checkpoint with the full probe set",
 }
+
+
+def _editor(
+    settings: Settings, method: CurveMethod, max_tokens: int
+) -> tuple[KnowledgeEditor, Callable[[Case], object] | None]:
+    """The editor a curve asks through and how one edit is applied (None: memory add)."""
+    store = Path(tempfile.mkdtemp(prefix="kme-curve-"))
+    memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
+    if method == "kme":
+        backend = make_backend(settings)
+        editor = build_editor("kme", backend, memory, settings.data_dir, max_tokens=max_tokens)
+        assert editor is not None  # "kme" always builds an editor
+        return editor, None
+    weights = open_scratch_weights(settings)
+
+    def write(case: Case) -> object:
+        return weights.write([case.edit], method)
+
+    return weights_editor(weights, memory, max_tokens), write
 
 
 def bench_curve(
@@ -35,22 +60,27 @@ def bench_curve(
     params: CurveParams,
     out: Path,
     provenance: dict[str, Any],
+    method: CurveMethod = "kme",
 ) -> dict[str, Any]:
-    """Run the ``kme`` route (trained scope + IKE with the new object prefilled; clozes
-    never reach the multi-hop walk) and write ``out`` and ``out.cases.jsonl``."""
+    """Run ``method`` — ``kme`` (trained scope + IKE with the new object prefilled;
+    clozes never reach the multi-hop walk), or ``rome`` / ``memit`` writing each edit
+    into the weights in turn (retainability only) — and write ``out`` and its rows."""
+    if kind == "scalability" and method != "kme":
+        raise ValidationError(f"expected --method kme for scalability, got {method!r}")
     path = settings.data_dir / "counterfact" / "counterfact-edit.json"
     cases = counterfact_cases(path, params.sizes[-1])
-    store = Path(tempfile.mkdtemp(prefix=f"kme-{kind}-"))
-    memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
-    backend = make_backend(settings)
-    editor = build_editor("kme", backend, memory, settings.data_dir, max_tokens=params.max_tokens)
-    assert editor is not None  # "kme" always builds an editor
-    runner = run_scalability if kind == "scalability" else run_retainability
+    editor, apply = _editor(settings, method, params.max_tokens)
+    backend = editor.backend
     out.parent.mkdir(parents=True, exist_ok=True)
     cases_path = out.with_suffix(".cases.jsonl")
     points = []
     with cases_path.open("w") as fh:
-        for point in runner(editor, cases, params, log.info):
+        points_iter = (
+            run_scalability(editor, cases, params, log.info)
+            if kind == "scalability"
+            else run_retainability(editor, cases, params, log.info, apply)
+        )
+        for point in points_iter:
             size = point.get("edits_stored", point.get("edits_applied"))
             for row in point.pop("rows"):
                 fh.write(json.dumps({"size": size, **row}, ensure_ascii=False) + "\n")
@@ -58,7 +88,7 @@ def bench_curve(
     summary: dict[str, Any] = {
         "kind": kind,
         "dataset": "counterfact",
-        "method": "kme",
+        "method": method,
         "model": backend.name,
         "definition": DEFINITIONS[kind],
         "sizes": list(params.sizes),

@@ -6,7 +6,8 @@ step the first ``min(N, probe_n)`` cases — edits that are stored — are asked
 prompt, paraphrase and neighbourhood probes. The unedited answers are asked once.
 
 **Retainability** (:func:`run_retainability`): edits arrive one at a time, each its own
-change (``EditMemory.add``); at each checkpoint c the probe set — the first
+change (``EditMemory.add``, or one ROME/MEMIT write into the weights); at each
+checkpoint c the probe set — the first
 ``min(c, probe_n)`` edits, i.e. the *oldest* ones, those most exposed to interference —
 is asked again. From checkpoint ``probe_n`` on the probe set is fixed, so the per-edit
 change in accuracy between the first and the last such checkpoint estimates Eq. 12 (the
@@ -121,10 +122,13 @@ def run_retainability(
     cases: Sequence[Case],
     params: CurveParams,
     progress: Callable[[str], None] = lambda _: None,
+    apply: Callable[[Case], object] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Add ``cases``' edits one at a time; at each checkpoint probe the oldest
-    ``min(c, probe_n)`` edits; yield one point per checkpoint (with ``rows`` and the
-    seconds each add took since the previous checkpoint)."""
+    """Apply ``cases``' edits one at a time (``apply``; default: ``EditMemory.add``, one
+    change each); at each checkpoint probe the oldest ``min(c, probe_n)`` edits; yield
+    one point per checkpoint (with ``rows`` and the seconds each apply took since the
+    previous checkpoint)."""
+    write = apply or (lambda case: editor.memory.add(case.edit))
     if len(cases) < params.sizes[-1]:
         raise ValidationError(f"expected {params.sizes[-1]} cases, got {len(cases)}")
     probe_cases = list(cases[: params.probe_n])
@@ -134,7 +138,7 @@ def run_retainability(
         seconds = []
         for case in cases[added:checkpoint]:
             start = time.perf_counter()
-            editor.memory.add(case.edit)
+            write(case)
             seconds.append(round(time.perf_counter() - start, 4))
         added = checkpoint
         probed = probe_cases[: min(checkpoint, params.probe_n)]

@@ -8,7 +8,7 @@ from typing import Any
 from kme_rag.report.results import Result
 from kme_rag.report.stats import Interval, newcombe_difference
 
-__all__ = ["PerEdit", "kme_retainability", "rome_retainability"]
+__all__ = ["PerEdit", "retainability_estimates", "rome_retainability"]
 
 METRICS = {"efficacy": "efficacy", "generality": "generality", "locality": "locality_same"}
 
@@ -29,9 +29,10 @@ def _per_edit(metric: str, a: tuple[int, int, int], b: tuple[int, int, int]) -> 
     return PerEdit(metric, a[0], b[0], diff.scaled(1 / (b[0] - a[0])))
 
 
-def kme_retainability(result: Result) -> list[PerEdit]:
-    """Per-edit change of each metric between the first and last checkpoint that probe
-    the full (fixed) probe set; [] when fewer than two such checkpoints exist."""
+def retainability_estimates(result: Result) -> list[PerEdit]:
+    """Per-edit change of each metric between the first and last checkpoint of a
+    retainability run that probe the full (fixed) probe set; [] when fewer than two
+    such checkpoints exist."""
     fixed = [p for p in result.data["points"] if p.get("fixed_probe_set")]
     if len(fixed) < 2:
         return []

@@ -40,12 +40,12 @@ class _Sizes:
     scalability_probe: int
     retainability: str
     retainability_probe: int
-    rome_sequential: int
+    weights_retainability: str  # checkpoints of sequential ROME / MEMIT
     weights_datasets: tuple[str, ...]  # ROME / MEMIT / kme+weights load torch: costly
 
 
 SIZES: dict[Size, _Sizes] = {
-    "quick": _Sizes(3, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, 2, ("counterfact",)),
+    "quick": _Sizes(3, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, "1,2", ("counterfact",)),
     "full": _Sizes(
         500,
         100,
@@ -57,7 +57,7 @@ SIZES: dict[Size, _Sizes] = {
         100,
         "1,10,50,100,250,500,1000",
         50,
-        200,
+        "1,10,50,100,200",
         ("counterfact", "zsre"),
     ),
 }
@@ -89,39 +89,21 @@ def _mquake(size: _Sizes) -> list[Run]:
     return [run("none", size.mquake), run("mello", size.mello), run("kme", size.mquake)]
 
 
+def _curve(kind: str, method: str, sizes: str, probe_n: int) -> Run:
+    args = ("bench", kind, "--method", method, "--sizes", sizes, "--probe-n", str(probe_n))
+    return Run(f"{kind}-{method}", method, args)
+
+
 def _curves(size: _Sizes) -> list[Run]:
-    rome_seq = _single("counterfact", "rome", size.rome_sequential, "all")
-    every = str(max(1, size.rome_sequential // 10))
-    return [
-        Run(
-            "scalability-kme",
-            "kme",
-            (
-                "bench",
-                "scalability",
-                "--sizes",
-                size.scalability,
-                "--probe-n",
-                str(size.scalability_probe),
-            ),
-        ),
-        Run(
-            "retainability-kme",
-            "kme",
-            (
-                "bench",
-                "retainability",
-                "--sizes",
-                size.retainability,
-                "--probe-n",
-                str(size.retainability_probe),
-            ),
-        ),
-        Run(
-            "retainability-rome",
-            "rome",
-            (*rome_seq.args, "--checkpoint-every", every, "--generate-n", "0"),
-        ),
+    """Scalability of the memory route; retainability of it and of ROME and MEMIT
+    writing the same edits into the weights one at a time (same probes, same metrics)."""
+    runs = [
+        _curve("scalability", "kme", size.scalability, size.scalability_probe),
+        _curve("retainability", "kme", size.retainability, size.retainability_probe),
+    ]
+    return runs + [
+        _curve("retainability", method, size.weights_retainability, size.retainability_probe)
+        for method in ("rome", "memit")
     ]
 
 

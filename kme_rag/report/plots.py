@@ -65,28 +65,24 @@ def scalability_plot(results: Sequence[Result], path: Path) -> Path:
     return _save(plt, fig, path)
 
 
-def retainability_plot(kme: Sequence[Result], rome: Sequence[Result], path: Path) -> Path:
-    """Accuracy of the oldest edits as edits arrive one by one: the kme route
-    (generation) and sequential ROME (probability test), on one axis."""
+def retainability_plot(runs: Sequence[Result], decays: Sequence[Result], path: Path) -> Path:
+    """Efficacy and locality of the oldest edits as edits arrive one by one, per method
+    (generation metrics), plus sequential ROME's probability decay when present."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    for result in kme:
+    for result in runs:
         points = result.data["points"]
         xs = [int(p["edits_applied"]) for p in points]
-        for name, key in CURVE_METRICS:
-            _curve(ax, xs, points, f"kme: {name}", key)
-    for result in rome:
+        for name, key in (("efficacy", "efficacy"), ("locality", "locality_same")):
+            _curve(ax, xs, points, f"{result.data['method']}: {name}", key)
+    for result in decays:
         decay = result.data["decay"]
         xs = [int(c["edits_applied"]) for c in decay]
-        ax.plot(
-            xs,
-            [float(c["efficacy"]) * 100 for c in decay],
-            marker="s",
-            label="rome sequential: efficacy (P)",
-        )
+        efficacy = [float(c["efficacy"]) * 100 for c in decay]
+        ax.plot(xs, efficacy, marker="s", label="rome sequential: efficacy (P)")
     ax.set_xscale("log")
     ax.set_xlabel("edits applied one at a time")
-    ax.set_ylabel("% of the oldest edits")
+    ax.set_ylabel("% of the oldest edits (95% Wilson)")
     ax.set_title("Retainability")
     ax.legend(fontsize=8)
     return _save(plt, fig, path)

@@ -14,7 +14,7 @@ from typing import Any
 
 from kme_rag.report.anchors import ANCHORS, NOT_FOUND
 from kme_rag.report.markdown import DASH, markdown_table
-from kme_rag.report.measures import PerEdit, kme_retainability, rome_retainability
+from kme_rag.report.measures import PerEdit, retainability_estimates, rome_retainability
 from kme_rag.report.results import Result, Results
 from kme_rag.report.tables import (
     VIEWS,
@@ -129,9 +129,11 @@ def _scalability(results: Results) -> list[str]:
 def _retainability(results: Results) -> list[str]:
     body: list[str] = []
     for r in results.of("retainability"):
-        body += [f"`{r.data['method']}` route, {r.data['definition']} (`{r.path}`):", ""]
+        method = r.data["method"]
+        how = "memory route" if method == "kme" else "each edit written into the weights"
+        body += [f"`{method}` ({how}), {r.data['definition']} (`{r.path}`):", ""]
         body += [*retainability_table(r), ""]
-        body += [*_per_edit_lines("kme", kme_retainability(r)), ""]
+        body += [*_per_edit_lines(method, retainability_estimates(r)), ""]
     for r in _rome_sequential(results):
         body += [
             f"Sequential ROME (`{r.path}`): probability tests on the first edits, "
@@ -140,11 +142,13 @@ def _retainability(results: Results) -> list[str]:
         ]
         body += [*rome_decay_table(r), ""]
         body += [*_per_edit_lines("rome (probability)", rome_retainability(r)), ""]
-    if not _rome_sequential(results):
+    measured = {r.data["method"] for r in results.of("retainability")}
+    missing = [m for m in ("kme", "rome", "memit") if m not in measured]
+    if missing:
         body.append(
-            "ROME, sequential: not measured in these results (`bench all` plans it "
-            "as `retainability-rome`). MEMIT: no sequential mode in the harness "
-            "(one batch per run), so no Eq. 12 figure."
+            f"Not measured in these results: {', '.join(missing)} (`bench all` plans "
+            + ", ".join(f"`retainability-{m}`" for m in missing)
+            + ")."
         )
     return body
 
@@ -200,19 +204,32 @@ def _targets(results: Results) -> list[str]:
             f"- kme, 10,000 CounterFact edits stored vs 100, each within 2 points ({view}): "
             + ("; ".join(_within(deltas, 2.0)) if deltas else "not measured")
         )
-    ret = results.of("retainability")
-    est = kme_retainability(ret[0]) if ret else []
+    by_method = {r.data["method"]: r for r in results.of("retainability")}
+    est = retainability_estimates(by_method["kme"]) if "kme" in by_method else []
     eff = next((e for e in est if e.metric == "efficacy"), None)
     if eff is None:
         lines.append(
-            "- kme retainability over 1,000 sequential edits ≥ -0.001 per edit: not measured"
+            "- kme retainability over 1,000 sequential edits >= -0.001 per edit: not measured"
         )
     else:
         verdict = "met" if eff.per_edit.value >= -0.001 else "missed"
         lines.append(
-            f"- kme retainability ≥ -0.001 per edit (efficacy, {eff.first:,} → "
-            f"{eff.last:,} edits): {eff.per_edit.value:+.5f} — {verdict} (lower "
+            f"- kme retainability >= -0.001 per edit (efficacy, {eff.first:,} -> "
+            f"{eff.last:,} edits): {eff.per_edit.value:+.5f}, {verdict} (lower "
             f"95% bound {eff.per_edit.low:+.5f})"
+        )
+    for method in ("rome", "memit"):
+        other = retainability_estimates(by_method[method]) if method in by_method else []
+        first = next((e for e in other if e.metric == "efficacy"), None)
+        lines.append(
+            f"- contrast, {method} written into the weights one edit at a time: "
+            + (
+                f"{first.per_edit.value:+.5f} per edit (efficacy, {first.first:,} -> "
+                f"{first.last:,} edits; 95% CI {first.per_edit.low:+.5f} to "
+                f"{first.per_edit.high:+.5f})"
+                if first
+                else "not measured"
+            )
         )
     manifest = _complete_manifest(results)
     lines.append(

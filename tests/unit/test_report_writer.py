@@ -103,6 +103,12 @@ def root(tmp_path: Path) -> Path:
             "date": "2026-12-01",
         },
     )
+    rome = [
+        {**point(0, 10, probed=10), "edits_applied": 10, "fixed_probe_set": True},
+        {**point(0, 4, probed=10), "edits_applied": 200, "fixed_probe_set": True},
+    ]
+    curve = {"kind": "retainability", "dataset": "counterfact", "method": "rome"}
+    write(new, "retainability-rome.json", {**curve, "definition": "", "points": rome})
     write(
         new,
         "counterfact-rome-seq.json",
@@ -155,9 +161,10 @@ def test_report_states_each_target_with_its_verdict(root: Path) -> None:
     adjusted = report.split("2 points (active edits, unrelated locality): ")[1].splitlines()[0]
     assert adjusted.startswith("efficacy +0.0 points: met; generality -0.1 points: met")
     # retainability: 50/50 at 50 and at 1,000 edits -> 0 per edit, met
-    assert "kme retainability >= -0.001 per edit (efficacy, 50 -> 1,000 edits): +0.00000" in (
-        report.replace("\u2265", ">=").replace("\u2192", "->")
-    )
+    assert "retainability >= -0.001 per edit (efficacy, 50 -> 1,000 edits): +0.00000, met" in report
+    assert "contrast, memit written into the weights one edit at a time: not measured" in report
+    # rome: 10/10 -> 4/10 of the oldest edits between 10 and 200 edits written
+    assert "contrast, rome written into the weights one edit at a time: -0.00316 per" in report
     assert "not measured (no complete full run" in report
 
 
