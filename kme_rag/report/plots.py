@@ -114,7 +114,8 @@ def latency_plot(latencies: dict[str, list[float]], path: Path) -> Path:
     labels = [k for k, v in latencies.items() if v]
     fig, ax = plt.subplots(figsize=(7, 0.5 * max(len(labels), 4) + 1))
     ax.boxplot([latencies[k] for k in labels], vert=False, whis=(5, 95), showfliers=False)
-    ax.set_yticks(range(1, len(labels) + 1), labels, fontsize=7)
+    names = [k.removeprefix("results/").removesuffix(".json") for k in labels]
+    ax.set_yticks(range(1, len(labels) + 1), names, fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("ms per probe (box: p25-p75, whiskers: p5-p95)")
     ax.set_title("Answer latency")
