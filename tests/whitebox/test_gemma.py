@@ -7,9 +7,7 @@ then every test shares that model.
 from __future__ import annotations
 
 import math
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,27 +39,6 @@ EIFFEL = Edit(
     target_new="Rome",
     target_true="Paris",
 )
-
-
-@pytest.fixture(scope="module")
-def converted(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[LoadedModel, float, Path]]:
-    """The model after a fresh conversion, how long that took, and its cache folder.
-
-    The folder (about 1 GB of float32 weights) is deleted afterwards.
-    """
-    torch.set_num_threads(1)
-    cache = tmp_path_factory.mktemp("kme_cache")
-    start = time.perf_counter()
-    loaded = load_model(bundled_model_path(), cache_dir=cache)
-    yield loaded, time.perf_counter() - start, cache
-    shutil.rmtree(cache, ignore_errors=True)
-
-
-@pytest.fixture
-def gemma(converted: tuple[LoadedModel, float, Path]) -> LoadedModel:
-    return converted[0]
 
 
 def test_the_second_load_comes_from_the_cache_with_equal_weights(
