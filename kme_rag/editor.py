@@ -308,13 +308,16 @@ class KnowledgeEditor:
                 raise
             return self._run(self.plan_completion(prompt, with_demos=False), start, chat=False)
 
-    def _walk(self, query: str, plan: Plan, start: float) -> Answer | None:
+    def walk(self, query: str, plan: Plan, start: float) -> Answer | None:
         """Route ``multihop``: a question naming an edited subject that no edit is in
         scope of — or in scope of an edit whose object has edits of its own — is walked
         hop by hop. The walk's answer is used only when one of its hops came from an
         edit (otherwise the question is the model's, untouched) and, for an in-scope
         question, when it differs from the edit's own object (a ripple: "Which country
-        is the Eiffel Tower in?" after Eiffel Tower → Rome and Rome → Italy)."""
+        is the Eiffel Tower in?" after Eiffel Tower → Rome and Rome → Italy).
+
+        Public so that adapters holding their own plan (the proxy) run the same step;
+        ``start`` is when the request began (for ``timings_ms``)."""
         if self.multihop is None:
             return None
         graph = self.memory.graph
@@ -345,7 +348,7 @@ class KnowledgeEditor:
             plan = self.plan_chat(messages, native=native)
             if plan.route == "weights":
                 return self._run(plan, start, chat=True)
-            walked = self._walk(messages[-1]["content"], plan, start)
+            walked = self.walk(messages[-1]["content"], plan, start)
             if walked is not None:
                 return walked
             return self._run(plan, start, chat=True)

@@ -159,7 +159,7 @@ class Tenant:
             return None
         with self._lock.read():
             # KnowledgeEditor.chat's own routing step, on the plan already made.
-            return self.editor._walk(question, plan, time.perf_counter())
+            return self.editor.walk(question, plan, time.perf_counter())
 
     def read(self, action: Callable[[EditMemory], T]) -> T:
         with self._lock.read():
