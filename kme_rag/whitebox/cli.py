@@ -35,15 +35,25 @@ def _settings(ctx: typer.Context) -> Settings:
     return root.obj["settings"]  # type: ignore[no-any-return]
 
 
-def _open(ctx: typer.Context) -> Any:
+def _open(ctx: typer.Context, samples: int | None = None, identity: bool = False) -> Any:
+    """The settings' model with its stored weight edits reapplied; ``samples`` / ``identity``
+    choose how C is estimated for new edits (default: 4,000 WikiText-2 windows)."""
     import torch
 
-    from kme_rag.whitebox.session import WeightEditor
+    from kme_rag.whitebox.session import WeightEditor, WeightEditParams
+    from kme_rag.whitebox.stats import StatsParams
 
     settings = _settings(ctx)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    return WeightEditor.open(settings)
+    stats = StatsParams(mode="identity" if identity else "corpus")
+    if samples is not None:
+        stats = StatsParams(mode=stats.mode, samples=samples)
+    return WeightEditor.open(settings, params=WeightEditParams(stats=stats))
+
+
+SAMPLES = typer.Option(None, help="WikiText-2 windows for C (default 4,000; cached per count).")
+IDENTITY = typer.Option(False, "--identity-stats", help="C = I: no statistics (labelled mode).")
 
 
 @whitebox_app.command("trace")
@@ -90,16 +100,22 @@ def trace(
 def stats(
     ctx: typer.Context,
     layers: str = typer.Option("", help="Comma-separated layers; default: ROME's and MEMIT's."),
+    samples: int | None = SAMPLES,
 ) -> None:
     """Compute (once) and cache the second-moment statistics C of the edit layers."""
-    weights = _open(ctx)
+    weights = _open(ctx, samples)
     chosen = (
         [int(x) for x in layers.split(",") if x.strip()]
         if layers
         else sorted({weights.rome_params().layer, *weights.memit_params().layers})
     )
-    for layer, moment in weights.second_moments(chosen, progress=True).items():
+    import time
+
+    start = time.perf_counter()
+    moments = weights.second_moments(chosen, progress=True)
+    for layer, moment in moments.items():
         typer.echo(f"layer {layer}: {moment.source}, {moment.tokens} tokens")
+    typer.echo(f"{time.perf_counter() - start:.1f} s (cached layers load in about a second)")
 
 
 @whitebox_app.command("apply")
@@ -107,6 +123,8 @@ def apply(
     ctx: typer.Context,
     ids: list[str] = typer.Argument(None, help="Edit ids; none: every active structured edit."),
     method: str = typer.Option("rome", help="rome (one delta per edit) or memit (one batch)."),
+    samples: int | None = SAMPLES,
+    identity: bool = IDENTITY,
 ) -> None:
     """Write edits from the memory into the weights ("consolidate memory into weights")."""
     from kme_rag.memory.store import EditMemory
@@ -115,7 +133,7 @@ def apply(
         raise ValidationError(f"expected method rome or memit, got {method!r}")
     memory = EditMemory.open(_settings(ctx))
     edits = [memory.get(i) for i in ids] if ids else [e for e in memory.edits() if e.structured]
-    weights = _open(ctx)
+    weights = _open(ctx, samples, identity)
     done = weights.edit_ids()
     todo = [e for e in edits if e.id not in done]
     if not todo:

@@ -8,6 +8,9 @@ neighbourhood assertions.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,3 +144,52 @@ def test_fallback_writes_an_edit_the_in_context_route_misses(
     assert passed.passed and not passed.written  # the in-context route states Kyoto
     assert len(weights.records) == 1
     weights.undo()
+
+
+def _kme(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "kme_rag", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_whitebox_cli_writes_reopens_exports_and_undoes(
+    converted: tuple[LoadedModel, float, Path], tmp_path: Path
+) -> None:
+    """Each command is a new process: the stored delta is reapplied on every open."""
+    env = {
+        **os.environ,
+        "KME_STORE": str(tmp_path / "store"),
+        "KME_CACHE_DIR": str(converted[2]),  # the session's converted Gemma
+        "KME_TORCH_THREADS": "1",
+    }
+    env.pop("KME_CHROMA_URL", None)
+    edit_id = _kme(
+        env,
+        "edit",
+        "add",
+        "--subject",
+        "Eiffel Tower",
+        "--relation",
+        "city",
+        "--prompt",
+        "The {} is located in the city of",
+        "--new",
+        "Rome",
+        "--old",
+        "Paris",
+    ).strip()
+    applied = _kme(env, "whitebox", "apply", "--identity-stats")
+    assert "rome" in applied and edit_id in applied
+    assert "nothing to write" in _kme(env, "whitebox", "apply", "--identity-stats")
+    assert edit_id in _kme(env, "whitebox", "list")
+    out = tmp_path / "edited.gguf"
+    assert "blk.3.ffn_down.weight" in _kme(env, "whitebox", "export", str(out))
+    assert "Rome" in _llama(out).complete(PROMPT, max_tokens=4)
+    assert "undid" in _kme(env, "whitebox", "undo")
+    assert _kme(env, "whitebox", "list").strip() == ""
