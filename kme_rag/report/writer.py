@@ -272,15 +272,27 @@ def _wall_time(results: Results) -> list[str]:
     return out
 
 
+def _bulk_import(results: Results) -> str:
+    """The import rate of the largest scalability step, e.g. '; bulk import 165 edits/s'."""
+    for r in results.of("scalability"):
+        points = r.data["points"]
+        if len(points) >= 2 and points[-1]["import_seconds"] > 0:
+            before = int(points[-2]["edits_stored"])
+            added = int(points[-1]["edits_stored"]) - before
+            rate = added / float(points[-1]["import_seconds"])
+            return f"; bulk import {rate:.0f} edits/s ({added:,} into a store of {before:,})"
+    return ""
+
+
 def _cost(results: Results) -> list[str]:
     rows = []
-    ret = results.of("retainability")
+    ret = [r for r in results.of("retainability") if r.data["method"] == "kme"]
     adds = [s for r in ret for p in r.data["points"] for s in (p.get("add_seconds") or [])]
     memory_add = (
-        f"memory add p50 {statistics.median(adds) * 1000:.0f} ms (n={len(adds)})"
+        f"memory add p50 {statistics.median(adds) * 1000:.0f} ms one at a time (n={len(adds)})"
         if adds
         else "memory add: not measured"
-    )
+    ) + _bulk_import(results)
     for r in results.of("single") + results.of("weights"):
         d = r.data
         if d.get("dataset") != "counterfact":
