@@ -67,14 +67,17 @@ SCALABILITY_NOTE = (
 )
 
 KME_ROUTE = (
-    "`kme` is the project's default route: retrieval, the trained scope classifier, the IKE "
-    "fact block with the new object prefilled, and (for questions) the multi-hop walk over "
-    "the edits. CounterFact probes are clozes, which never reach the walk. `ike` is IKE "
+    "`kme` is the project's default route: retrieval, the trained scope classifier and the "
+    "IKE fact block with the new object prefilled; on MQuAKE it is the multi-hop graph walk "
+    "over the edits. The single-hop runs (`kme bench counterfact|zsre`, `build_editor`) "
+    "and the curves build it without the walk: CounterFact probes are clozes, which never "
+    "reach it; zsRE questions could (a question naming an edited subject that no edit is "
+    "in scope of), so the zsRE figures are the single-hop route alone. `ike` is IKE "
     "without gating (4 nearest demonstrations). `kme+weights`: every edit stored in the "
     "memory *and* written into the weights in one MEMIT batch; single-hop probes are "
     "answered by the consolidated weights (route `weights`), locality against the "
     "unedited weights' answers; the memory remains the source of truth for the multi-hop "
-    "walk (not run on MQuAKE here)."
+    "walk (a `kme+weights` MQuAKE run is not built yet)."
 )
 
 
