@@ -51,11 +51,14 @@ def bench_consolidated(
     out: Path,
     provenance: dict[str, Any],
     max_tokens: int = 16,
+    weights: Any | None = None,
 ) -> dict[str, Any]:
-    """Run ``kme+weights`` on ``cases`` (all edits at once); write ``out`` and its rows."""
+    """Run ``kme+weights`` on ``cases`` (all edits at once); write ``out`` and its rows.
+    ``weights``: a WeightEditor to write into (default: the settings' model, scratch
+    deltas)."""
     store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
     memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
-    weights = open_scratch_weights(settings)
+    weights = weights if weights is not None else open_scratch_weights(settings)
     refs = references(weights.backend, cases, max_tokens)
     memory.add_many([c.edit for c in cases])
     start = time.perf_counter()
