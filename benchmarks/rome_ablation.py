@@ -1,0 +1,90 @@
+"""ROME's probability scores on the first CounterFact cases under a few parameter choices.
+
+    KME_TORCH_THREADS=1 .venv/bin/python benchmarks/rome_ablation.py --n 8 \
+        --out benchmarks/results/2026-12-01/rome-ablation.json
+
+Each case is edited, scored (efficacy, paraphrase, neighbourhood: ROME's P(new) vs P(true))
+and undone, per configuration; the statistics C are the cached WikiText-2 ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from kme_rag.evaluation import counterfact_cases
+from kme_rag.settings import Settings
+from kme_rag.whitebox.bench import probability_scores
+from kme_rag.whitebox.rome import RomeParams
+from kme_rag.whitebox.session import WeightEditor, WeightEditParams
+
+CONFIGS = {
+    "layer 3 (default)": RomeParams(layer=3),
+    "layer 4": RomeParams(layer=4),
+    "layer 3, clamp 1.0": RomeParams(layer=3, clamp_norm_factor=1.0),
+    "layer 3, kl 1.0": RomeParams(layer=3, kl_factor=1.0),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    settings = Settings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    cases = counterfact_cases(settings.data_dir / "counterfact" / "counterfact-edit.json", args.n)
+    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"kme-ablation-{os.getpid()}"
+    results = {}
+    for name, rome in CONFIGS.items():
+        weights = WeightEditor.open(
+            settings.model_copy(update={"weights_dir": scratch}),
+            params=WeightEditParams(rome=rome),
+        )
+        scores, seconds = [], []
+        for case in cases:
+            start = time.perf_counter()
+            weights.write([case.edit], "rome")
+            seconds.append(time.perf_counter() - start)
+            scores.append(probability_scores(weights, case))
+            weights.undo()
+        results[name] = {
+            "params": asdict(rome),
+            **{
+                k: sum(s[k] for s in scores) / len(scores)
+                for k in ("efficacy", "paraphrase", "neighbourhood")
+            },
+            "seconds_p50": round(statistics.median(seconds), 2),
+        }
+        print(name, results[name])
+    args.out.write_text(
+        json.dumps(
+            {
+                "n": len(cases),
+                "configs": results,
+                "command": "python benchmarks/rome_ablation.py " + f"--n {args.n} --out {args.out}",
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "machine": {
+                    "cores": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "torch_threads": torch.get_num_threads(),
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
