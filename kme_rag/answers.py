@@ -8,7 +8,8 @@ import string
 __all__ = ["contains_answer", "normalise_answer"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans({c: " " for c in string.punctuation})
+# ASCII punctuation and the typographic quotes models write ("Ukraine’s" matches "Ukraine")
+_PUNCT = str.maketrans({c: " " for c in string.punctuation + "‘’“”«»"})
 
 
 def normalise_answer(text: str) -> str:

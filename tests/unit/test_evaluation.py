@@ -80,3 +80,8 @@ def test_locality_prompts_naming_another_stored_subject_are_flagged() -> None:
         case("2", "iPod", "Windows 98 is by"),
     ]
     assert locality_conflicts(cases) == {"2"}  # its own subject does not count
+
+
+def test_typographic_apostrophes_do_not_hide_the_answer() -> None:
+    assert contains_answer("Ukraine’s rail network", "Ukraine")
+    assert contains_answer("“Rome”, of course", "Rome")
