@@ -8,8 +8,10 @@ import string
 __all__ = ["contains_answer", "normalise_answer"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-# ASCII punctuation and the typographic quotes models write ("Ukraine’s" matches "Ukraine")
-_PUNCT = str.maketrans({c: " " for c in string.punctuation + "‘’“”«»"})
+# ASCII punctuation and the typographic quotes models write (a curly possessive "Ukraine's"
+# still states "Ukraine")
+_QUOTES = "\u2018\u2019\u201c\u201d\u00ab\u00bb"
+_PUNCT = str.maketrans({c: " " for c in string.punctuation + _QUOTES})
 
 
 def normalise_answer(text: str) -> str:

@@ -413,25 +413,22 @@ def _bench_mquake(
     _echo_json(summary["metrics"])
 
 
-def _bench_weights(
-    settings: Settings, dataset: str, cases: list[Any], params: Any, out: Path
-) -> None:
-    """``kme bench … --method rome|memit``: weight editing on the local model, with the
-    deltas kept in a temporary folder (the user's own weight edits are not touched)."""
-    import tempfile
+def _scratch_weights(settings: Settings, stats_samples: int | None) -> Any:
+    """The local model on a scratch deltas folder (the user's weight edits untouched)."""
+    from kme_rag.whitebox.session import WeightEditor, WeightEditParams
+    from kme_rag.whitebox.stats import StatsParams
 
+    stats = StatsParams() if stats_samples is None else StatsParams(samples=stats_samples)
+    return WeightEditor.open_scratch(settings, params=WeightEditParams(stats=stats))
+
+
+def _bench_weights(weights: Any, dataset: str, cases: list[Any], params: Any, out: Path) -> None:
+    """``kme bench … --method rome|memit``: weight editing on the local model."""
     import torch
     from tqdm import tqdm
 
     from kme_rag.whitebox.bench import run_weight_cases, summarise_weights
-    from kme_rag.whitebox.session import WeightEditor
 
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
-    scratch = Path(tempfile.mkdtemp(prefix="kme-bench-weights-"))
-    weights = WeightEditor.open(settings.model_copy(update={"weights_dir": scratch}))
-    if weights.records:
-        raise ValidationError("the scratch weights folder should start empty")
     rows = []
     cases_path = out.with_suffix(".cases.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -542,6 +539,9 @@ def bench(
         None, help="scalability/retainability: comma-separated store sizes or checkpoints."
     ),
     probe_n: int = typer.Option(100, help="scalability/retainability: cases probed at each."),
+    stats_samples: int | None = typer.Option(
+        None, help="rome/memit/kme+weights: WikiText-2 windows for C (default 4,000)."
+    ),
 ) -> None:
     """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop:
     the unedited model, MeLLo, or the graph walk), greedy decoding; ``all`` runs every
@@ -575,7 +575,8 @@ def bench(
         curve = CurveParams(sizes=steps, probe_n=probe_n, max_tokens=max_tokens)
         kind = cast(Literal["scalability", "retainability"], dataset)
         how = cast(Literal["kme", "rome", "memit"], method)
-        summary = bench_curve(_settings(ctx), kind, curve, out, _provenance(), how)
+        weights = _scratch_weights(_settings(ctx), stats_samples) if how != "kme" else None
+        summary = bench_curve(_settings(ctx), kind, curve, out, _provenance(), how, weights)
         _echo_json([{k: v for k, v in p.items() if k != "add_seconds"} for p in summary["points"]])
         return
 
@@ -606,7 +607,10 @@ def bench(
         if edits != "all":
             raise ValidationError("expected --edits all with --method kme+weights")
         cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
-        summary = bench_consolidated(settings, dataset, cases, out, _provenance(), max_tokens)
+        weights = _scratch_weights(settings, stats_samples)
+        summary = bench_consolidated(
+            settings, dataset, cases, out, _provenance(), max_tokens, weights
+        )
         _echo_json({k: summary[k] for k in ("metrics", "edit_seconds")})
         return
     if method in ("rome", "memit"):
@@ -620,7 +624,7 @@ def bench(
             checkpoint_every=checkpoint_every,
         )
         cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
-        _bench_weights(settings, dataset, cases, params, out)
+        _bench_weights(_scratch_weights(settings, stats_samples), dataset, cases, params, out)
         return
     cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
     store = Path(tempfile.mkdtemp(prefix="kme-bench-"))

@@ -23,19 +23,7 @@ from kme_rag.memory.store import EditMemory
 from kme_rag.report.probes import edited_row, references
 from kme_rag.settings import Settings
 
-__all__ = ["bench_consolidated", "open_scratch_weights", "weights_editor"]
-
-
-def open_scratch_weights(settings: Settings) -> Any:
-    """A WeightEditor on a scratch deltas folder (the user's weight edits untouched)."""
-    import torch
-
-    from kme_rag.whitebox.session import WeightEditor
-
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
-    scratch = Path(tempfile.mkdtemp(prefix="kme-bench-consolidated-"))
-    return WeightEditor.open(settings.model_copy(update={"weights_dir": scratch}))
+__all__ = ["bench_consolidated", "weights_editor"]
 
 
 def weights_editor(weights: Any, memory: EditMemory, max_tokens: int) -> KnowledgeEditor:
@@ -58,7 +46,10 @@ def bench_consolidated(
     deltas)."""
     store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
     memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
-    weights = weights if weights is not None else open_scratch_weights(settings)
+    if weights is None:
+        from kme_rag.whitebox.session import WeightEditor
+
+        weights = WeightEditor.open_scratch(settings)
     refs = references(weights.backend, cases, max_tokens)
     memory.add_many([c.edit for c in cases])
     start = time.perf_counter()

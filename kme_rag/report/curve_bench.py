@@ -16,7 +16,7 @@ from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import ValidationError
 from kme_rag.evaluation import Case, build_editor, counterfact_cases
 from kme_rag.memory.store import EditMemory
-from kme_rag.report.consolidated import open_scratch_weights, weights_editor
+from kme_rag.report.consolidated import weights_editor
 from kme_rag.report.curves import CurveParams, run_retainability, run_scalability
 from kme_rag.settings import Settings
 
@@ -36,7 +36,7 @@ DEFINITIONS = {
 
 
 def _editor(
-    settings: Settings, method: CurveMethod, max_tokens: int
+    settings: Settings, method: CurveMethod, max_tokens: int, weights: Any | None = None
 ) -> tuple[KnowledgeEditor, Callable[[Case], object] | None]:
     """The editor a curve asks through and how one edit is applied (None: memory add)."""
     store = Path(tempfile.mkdtemp(prefix="kme-curve-"))
@@ -46,7 +46,10 @@ def _editor(
         editor = build_editor("kme", backend, memory, settings.data_dir, max_tokens=max_tokens)
         assert editor is not None  # "kme" always builds an editor
         return editor, None
-    weights = open_scratch_weights(settings)
+    if weights is None:
+        from kme_rag.whitebox.session import WeightEditor
+
+        weights = WeightEditor.open_scratch(settings)
 
     def write(case: Case) -> object:
         return weights.write([case.edit], method)
@@ -61,6 +64,7 @@ def bench_curve(
     out: Path,
     provenance: dict[str, Any],
     method: CurveMethod = "kme",
+    weights: Any | None = None,
 ) -> dict[str, Any]:
     """Run ``method`` — ``kme`` (trained scope + IKE with the new object prefilled;
     clozes never reach the multi-hop walk), or ``rome`` / ``memit`` writing each edit
@@ -69,7 +73,7 @@ def bench_curve(
         raise ValidationError(f"expected --method kme for scalability, got {method!r}")
     path = settings.data_dir / "counterfact" / "counterfact-edit.json"
     cases = counterfact_cases(path, params.sizes[-1])
-    editor, apply = _editor(settings, method, params.max_tokens)
+    editor, apply = _editor(settings, method, params.max_tokens, weights)
     backend = editor.backend
     out.parent.mkdir(parents=True, exist_ok=True)
     cases_path = out.with_suffix(".cases.jsonl")

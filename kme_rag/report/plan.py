@@ -42,10 +42,12 @@ class _Sizes:
     retainability_probe: int
     weights_retainability: str  # checkpoints of sequential ROME / MEMIT
     weights_datasets: tuple[str, ...]  # ROME / MEMIT / kme+weights load torch: costly
+    stats_samples: int | None  # WikiText-2 windows for C (None: the default, 4,000)
 
 
 SIZES: dict[Size, _Sizes] = {
-    "quick": _Sizes(3, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, "1,2", ("counterfact",)),
+    # quick: C from 64 windows (seconds, not the default's ~10 minutes on a fresh machine)
+    "quick": _Sizes(3, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, "1,2", ("counterfact",), 64),
     "full": _Sizes(
         500,
         100,
@@ -59,8 +61,13 @@ SIZES: dict[Size, _Sizes] = {
         50,
         "1,10,50,100,200",
         ("counterfact", "zsre"),
+        None,
     ),
 }
+
+
+def _stats(size: _Sizes) -> tuple[str, ...]:
+    return () if size.stats_samples is None else ("--stats-samples", str(size.stats_samples))
 
 
 def _single(dataset: str, method: str, n: int, edits: str = "all") -> Run:
@@ -70,14 +77,14 @@ def _single(dataset: str, method: str, n: int, edits: str = "all") -> Run:
 
 
 def _weights(dataset: str, size: _Sizes) -> list[Run]:
-    generate = ("--generate-n", str(size.generate))
+    generate = ("--generate-n", str(size.generate), *_stats(size))
     rome = _single(dataset, "rome", size.weights, "one")
     memit = _single(dataset, "memit", size.weights, "all")
     both = _single(dataset, "kme+weights", size.weights, "all")
     return [
         Run(rome.name, rome.method, rome.args + generate),
         Run(memit.name, memit.method, memit.args + generate),
-        both,
+        Run(both.name, both.method, both.args + _stats(size)),
     ]
 
 
@@ -101,10 +108,11 @@ def _curves(size: _Sizes) -> list[Run]:
         _curve("scalability", "kme", size.scalability, size.scalability_probe),
         _curve("retainability", "kme", size.retainability, size.retainability_probe),
     ]
-    return runs + [
+    weights = [
         _curve("retainability", method, size.weights_retainability, size.retainability_probe)
         for method in ("rome", "memit")
     ]
+    return runs + [Run(r.name, r.method, r.args + _stats(size)) for r in weights]
 
 
 def plan(size: Size) -> list[Run]:

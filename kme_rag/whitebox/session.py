@@ -96,6 +96,21 @@ class WeightEditor:
         editor.reapply()
         return editor
 
+    @classmethod
+    def open_scratch(
+        cls, settings: Settings, *, params: WeightEditParams | None = None
+    ) -> WeightEditor:
+        """The settings' model on a fresh, empty deltas folder, for benchmarks: the user's
+        own weight edits are neither reapplied nor touched. Applies ``KME_TORCH_THREADS``."""
+        import tempfile
+
+        import torch
+
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        scratch = Path(tempfile.mkdtemp(prefix="kme-scratch-weights-"))
+        return cls.open(settings.model_copy(update={"weights_dir": scratch}), params=params)
+
     # ---- state -------------------------------------------------------------------------
 
     @property

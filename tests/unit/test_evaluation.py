@@ -83,5 +83,5 @@ def test_locality_prompts_naming_another_stored_subject_are_flagged() -> None:
 
 
 def test_typographic_apostrophes_do_not_hide_the_answer() -> None:
-    assert contains_answer("Ukraine’s rail network", "Ukraine")
-    assert contains_answer("“Rome”, of course", "Rome")
+    assert contains_answer("Ukraine\u2019s rail network", "Ukraine")
+    assert contains_answer("\u201cRome\u201d, of course", "Rome")
