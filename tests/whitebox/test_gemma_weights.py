@@ -66,9 +66,14 @@ def _llama(path: Path) -> LlamaCppBackend:
     return LlamaCppBackend(path, n_threads=1, n_threads_batch=1)
 
 
-def test_llama_cpp_serves_the_exported_edit_and_leaves_neighbours_alone(
+def test_llama_cpp_serves_the_exported_edit_as_the_torch_weights_do(
     weights: WeightEditor, tmp_path: Path
 ) -> None:
+    """The export is faithful: llama.cpp on it states the new object, and on every
+    neighbourhood prompt the object the edited torch weights state; an export of the
+    unedited weights states the unedited objects. (Whether ROME leaves a neighbour alone is
+    ROME's locality, measured by the benchmark: on this model it moves some — here the
+    Statue of Liberty to Rome with a 256-window C.)"""
     layer = weights.rome_params().layer
     path = weights.loaded.architecture.projection_path(layer)
     model = weights.loaded.model
@@ -76,18 +81,18 @@ def test_llama_cpp_serves_the_exported_edit_and_leaves_neighbours_alone(
     export_gguf(bundled_model_path(), model, [path], pristine)
     weights.write([EIFFEL], "rome")
     edited = tmp_path / "edited.gguf"
-    assert export_gguf(bundled_model_path(), model, [path], edited) == [
-        f"blk.{layer}.ffn_down.weight"
-    ]
+    written = export_gguf(bundled_model_path(), model, [path], edited)
+    assert written == [f"blk.{layer}.ffn_down.weight"]
+    torch_edited = {p: _object(weights.backend.complete(p, max_tokens=8)) for p in NEIGHBOURS}
     weights.undo()
+    torch_unedited = {p: _object(weights.backend.complete(p, max_tokens=8)) for p in NEIGHBOURS}
 
     before, after = _llama(pristine), _llama(edited)
     assert "Rome" in after.complete(PROMPT, max_tokens=6)
     assert "Paris" in before.complete(PROMPT, max_tokens=6)
-    for prompt in NEIGHBOURS:  # the same object (later words may shift: greedy, 8 tokens)
-        assert _object(after.complete(prompt, max_tokens=8)) == _object(
-            before.complete(prompt, max_tokens=8)
-        )
+    for prompt in NEIGHBOURS:
+        assert _object(after.complete(prompt, max_tokens=8)) == torch_edited[prompt]
+        assert _object(before.complete(prompt, max_tokens=8)) == torch_unedited[prompt]
 
 
 def test_weights_policy_answers_every_question_from_the_edited_weights(
