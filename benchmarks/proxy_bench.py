@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from memory_bench import machine as memory_machine
+from memory_bench import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -49,29 +50,14 @@ TARGETS = {"out_p50_ms": 15.0, "in_p50_ms": 30.0, "rps": 50.0}
 KINDS = ("direct", "proxy", "overhead", "retrieve", "scope")  # the last two: server-timing
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def spread(values: list[float]) -> dict[str, float]:
     return {f"p{int(q * 100)}": percentile(values, q) for q in (0.5, 0.95, 0.99)}
 
 
 def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    """memory_bench's machine description, plus the server stack and this process's nice."""
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "chromadb": version("chromadb"),
+        **memory_machine(),
         "fastapi": version("fastapi"),
         "uvicorn": version("uvicorn"),
         "httpx": version("httpx"),
