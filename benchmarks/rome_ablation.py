@@ -1,7 +1,7 @@
 """ROME's probability scores on the first CounterFact cases under a few parameter choices.
 
     KME_TORCH_THREADS=1 .venv/bin/python benchmarks/rome_ablation.py --n 8 \
-        --out benchmarks/results/2026-12-01/rome-ablation.json
+        --out benchmarks/results/2026-12-01/rome-ablation.json [--config NAME ...]
 
 Each case is edited, scored (efficacy, paraphrase, neighbourhood: ROME's P(new) vs P(true))
 and undone, per configuration; the statistics C are the cached WikiText-2 ones.
@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -32,6 +33,8 @@ CONFIGS = {
     "layer 4": RomeParams(layer=4),
     "layer 3, clamp 1.0": RomeParams(layer=3, clamp_norm_factor=1.0),
     "layer 3, kl 1.0": RomeParams(layer=3, kl_factor=1.0),
+    "layer 3, clamp 2.0": RomeParams(layer=3, clamp_norm_factor=2.0),
+    "layer 2": RomeParams(layer=2),
 }
 
 
@@ -39,14 +42,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--config", action="append", choices=sorted(CONFIGS), help="repeatable; default: all"
+    )
     args = parser.parse_args()
+    configs = {name: CONFIGS[name] for name in (args.config or CONFIGS)}
     settings = Settings()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     cases = counterfact_cases(settings.data_dir / "counterfact" / "counterfact-edit.json", args.n)
     scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"kme-ablation-{os.getpid()}"
     results = {}
-    for name, rome in CONFIGS.items():
+    for name, rome in configs.items():
         weights = WeightEditor.open(
             settings.model_copy(update={"weights_dir": scratch}),
             params=WeightEditParams(rome=rome),
@@ -72,7 +79,7 @@ def main() -> None:
             {
                 "n": len(cases),
                 "configs": results,
-                "command": "python benchmarks/rome_ablation.py " + f"--n {args.n} --out {args.out}",
+                "command": " ".join(["python benchmarks/rome_ablation.py", *sys.argv[1:]]),
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "machine": {
                     "cores": os.cpu_count(),

@@ -56,6 +56,13 @@ def _generation_row(summary: dict[str, Any]) -> list[str]:
     ]
 
 
+def _reused(summary: dict[str, Any]) -> str:
+    cache = summary.get("target_cache") or {}
+    if not cache.get("reused"):
+        return ""
+    return f"; {cache['reused']} δ reused (first optimised in {cache['reused_seconds']:.0f} s)"
+
+
 def _time_row(summary: dict[str, Any]) -> list[str]:
     seconds = summary["edit_seconds"]
     per_edit = seconds["per_edit_p50"]
@@ -67,7 +74,8 @@ def _time_row(summary: dict[str, Any]) -> list[str]:
     return [
         _regime(summary),
         DASH if per_edit is None else f"{per_edit:.1f} / {seconds['per_edit_p95']:.1f}",
-        DASH if batch is None else f"{batch:.0f} s ({batch / int(summary['n']):.1f} s per edit)",
+        DASH if batch is None else f"{batch:.0f} s ({batch / int(summary['n']):.1f} s per edit)"
+        + _reused(summary),
         stats,
         str(summary["machine"].get("torch_threads", DASH)),
     ]

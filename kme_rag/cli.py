@@ -5,6 +5,7 @@ User mistakes print one ``error: ...`` line on stderr and exit 1; no tracebacks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -453,6 +454,10 @@ def _bench_weights(weights: Any, dataset: str, cases: list[Any], params: Any, ou
             str(layer): {"source": m.source, "tokens": m.tokens} for layer, m in stats.items()
         },
         **summarise_weights(rows),
+        # δs read back from the target cache (optimised earlier on the same weights, e.g.
+        # by a ROME run before this MEMIT run): their first optimisation is not in this
+        # run's edit time but in reused_seconds
+        "target_cache": dataclasses.asdict(weights.target_counts),
         **_provenance(),
         "cases_file": cases_path.name,
     }

@@ -10,6 +10,7 @@ the source of truth (and is what the multi-hop walk reads). Locality compares wi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -69,6 +70,7 @@ def bench_consolidated(
         "edits_mode": "all",
         "definition": __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",
         "edit_seconds": {"batch": round(write_s, 2), "per_edit": round(write_s / len(rows), 3)},
+        "target_cache": dataclasses.asdict(weights.target_counts),
         **summarise(rows),
         **provenance,
         "cases_file": cases_path.name,

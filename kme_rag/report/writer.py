@@ -198,6 +198,17 @@ def _within(deltas: list[dict[str, Any]], points: float) -> list[str]:
     return out
 
 
+def _reused(data: dict[str, Any]) -> str:
+    """How many of a run's δs came from the target cache, and what they first cost."""
+    cache = data.get("target_cache") or {}
+    if not cache.get("reused"):
+        return ""
+    return (
+        f"; {cache['reused']} of its targets δ reused from an earlier run on the same weights"
+        f" (their optimisation took {cache['reused_seconds']:.0f} s there)"
+    )
+
+
 def _targets(results: Results) -> list[str]:
     lines = []
     scal = results.of("scalability")
@@ -309,7 +320,7 @@ def _cost(results: Results) -> list[str]:
         elif method == "rome" and secs.get("per_edit_p50") is not None:
             edit = f"{secs['per_edit_p50']:.1f} s p50 / {secs['per_edit_p95']:.1f} s p95 per edit"
         elif secs.get("batch") is not None:
-            edit = f"{secs['batch']:.0f} s for {d.get('n')} edits (one batch)"
+            edit = f"{secs['batch']:.0f} s for {d.get('n')} edits (one batch)" + _reused(d)
         else:
             edit = DASH
         lat = d.get("latency_ms") or {}

@@ -32,6 +32,7 @@ from kme_rag.whitebox.delta import LayerDelta, WeightDelta, apply_delta, undo
 from kme_rag.whitebox.prompts import EditRequest, values_at_subject
 from kme_rag.whitebox.stats import SecondMoment
 from kme_rag.whitebox.target import TargetParams, optimise_delta
+from kme_rag.whitebox.targetcache import TargetCache
 
 __all__ = ["MemitParams", "apply_memit", "memit_layer_update"]
 
@@ -91,11 +92,19 @@ def _mean_per_request(
 
 
 def _targets(
-    model: nn.Module, last: nn.Module, requests: Sequence[EditRequest], params: MemitParams
+    model: nn.Module,
+    path: str,
+    requests: Sequence[EditRequest],
+    params: MemitParams,
+    cache: TargetCache | None,
 ) -> torch.Tensor:
-    """z (d, n): the last layer's output at each subject plus that edit's optimised δ."""
+    """z (d, n): the output of the module at ``path`` at each subject plus that edit's δ."""
+    last = get_module(model, path)
     h = _mean_per_request(model, last, requests, "output")  # (d, n)
-    deltas = [optimise_delta(model, last, r, params) for r in requests]
+    if cache is None:
+        deltas = [optimise_delta(model, last, r, params) for r in requests]
+    else:
+        deltas = [cache.optimise(model, path, r, params) for r in requests]
     return h + torch.stack(deltas, dim=1).to(h)
 
 
@@ -127,9 +136,12 @@ def apply_memit(
     requests: Sequence[EditRequest],
     params: MemitParams,
     stats: Mapping[int, SecondMoment],
+    *,
+    cache: TargetCache | None = None,
 ) -> WeightDelta:
     """Write all ``requests`` into ``params.layers`` in one batch; return the applied delta.
 
+    ``cache`` (optional) keeps the optimised δs, keyed by the weights they were optimised on.
     ``stats`` maps each layer to its C. On return the model is edited and
     :func:`kme_rag.whitebox.delta.undo` restores it exactly; if anything fails midway the
     layers already edited are restored before the error propagates.
@@ -138,8 +150,9 @@ def apply_memit(
         raise WhiteboxError("expected at least one edit request, got none")
     arch = architecture_of(model)
     _check_layers_and_stats(arch, model, params, stats)
-    last = get_module(model, _target_path(arch, params))
-    z = _targets(model, last, requests, params)  # (d, n)
+    target_path = _target_path(arch, params)
+    last = get_module(model, target_path)
+    z = _targets(model, target_path, requests, params, cache)  # (d, n)
     applied: list[WeightDelta] = []
     try:
         for i, layer in enumerate(params.layers):

@@ -27,6 +27,7 @@ from kme_rag.whitebox.delta import LayerDelta, WeightDelta, apply_delta
 from kme_rag.whitebox.prompts import EditRequest, TokenizedPrompt, values_at_subject
 from kme_rag.whitebox.stats import SecondMoment
 from kme_rag.whitebox.target import TargetParams, optimise_delta
+from kme_rag.whitebox.targetcache import TargetCache
 
 __all__ = ["RomeParams", "apply_rome", "rank_one_update", "subject_key", "target_value"]
 
@@ -55,9 +56,17 @@ def target_value(
     request: EditRequest,
     k_star: torch.Tensor,
     params: TargetParams,
+    *,
+    cache: tuple[TargetCache, str] | None = None,
 ) -> torch.Tensor:
-    """v* (d_out,), float64: W k* plus the optimised δ; the model is unchanged on return."""
-    delta = optimise_delta(model, projection, request, params)  # (d_out,)
+    """v* (d_out,), float64: W k* plus the optimised δ; the model is unchanged on return.
+
+    ``cache``: a target cache and the projection's path in the model, to reuse a stored δ.
+    """
+    if cache is None:
+        delta = optimise_delta(model, projection, request, params)  # (d_out,)
+    else:
+        delta = cache[0].optimise(model, cache[1], request, params)
     weight = read_projection(projection).detach().double()  # (out, in)
     return weight @ k_star.to(weight) + delta.to(weight)
 
@@ -87,9 +96,16 @@ def rank_one_update(
 
 
 def apply_rome(
-    model: nn.Module, request: EditRequest, params: RomeParams, stats: SecondMoment
+    model: nn.Module,
+    request: EditRequest,
+    params: RomeParams,
+    stats: SecondMoment,
+    *,
+    cache: TargetCache | None = None,
 ) -> WeightDelta:
     """Write one fact into ``params.layer``'s projection; return the applied delta.
+
+    ``cache`` (optional) keeps the optimised δ of v*, keyed by the weights it was optimised on.
 
     On return the model is edited; :func:`kme_rag.whitebox.delta.undo` restores it exactly.
     """
@@ -101,7 +117,8 @@ def apply_rome(
     path = arch.projection_path(params.layer)
     projection = get_module(model, path)
     k_star = subject_key(model, projection, request.prompts)
-    v_star = target_value(model, projection, request, k_star, params)
+    where = None if cache is None else (cache, path)
+    v_star = target_value(model, projection, request, k_star, params, cache=where)
     u, v = rank_one_update(read_projection(projection), stats.matrix, k_star, v_star)
     delta = WeightDelta("rome", (LayerDelta(path, left=u[:, None], right=v[:, None]),))
     return apply_delta(model, delta)

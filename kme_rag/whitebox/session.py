@@ -31,6 +31,7 @@ from kme_rag.whitebox.memit import MemitParams, apply_memit
 from kme_rag.whitebox.requests import edit_request
 from kme_rag.whitebox.rome import RomeParams, apply_rome
 from kme_rag.whitebox.stats import SecondMoment, StatsParams, layer_second_moments
+from kme_rag.whitebox.targetcache import TargetCache, TargetCacheCounts
 
 __all__ = ["Method", "WeightEditParams", "WeightEditor"]
 
@@ -49,6 +50,7 @@ class WeightEditParams:
     memit: MemitParams | None = None
     stats: StatsParams = field(default_factory=StatsParams)
     corpus: tuple[Path, ...] = ()  # empty: WikiText-2 under the settings' data_dir
+    cache_targets: bool = True  # keep optimised δs on disk (same edit, same weights: reused)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class WeightEditor:
         self.cache_dir = cache_dir
         self.params = params or WeightEditParams()
         self._applied: list[_Applied] = []
+        self.target_counts = TargetCacheCounts()
         self.backend = TorchBackend(loaded.model, loaded.tokenizer, name=f"{loaded.source.name}")
 
     @classmethod
@@ -154,6 +157,15 @@ class WeightEditor:
         clamp = RomeParams(layer=0).clamp_norm_factor
         return MemitParams(layers=layers, lam=lam, clamp_norm_factor=clamp)
 
+    def _target_cache(self) -> TargetCache | None:
+        """The δ cache for the weights as they are now (None when caching is off)."""
+        if not self.params.cache_targets:
+            return None
+        dtype = next(self.loaded.model.parameters()).dtype
+        applied = (a.record.sha256 for a in self._applied)
+        state = "\n".join([self.loaded.identity, str(dtype), *applied])
+        return TargetCache(self.cache_dir / "targets", state, self.target_counts)
+
     def second_moments(
         self, layers: Sequence[int], *, progress: bool = False
     ) -> dict[int, SecondMoment]:
@@ -178,14 +190,17 @@ class WeightEditor:
             memit = self.memit_params()
             stats = self.second_moments(memit.layers, progress=progress)
             start = time.perf_counter()
-            delta = apply_memit(self.loaded.model, requests, memit, stats)
+            delta = apply_memit(
+                self.loaded.model, requests, memit, stats, cache=self._target_cache()
+            )
             return [self._keep(delta, tuple(e.id for e in edits), time.perf_counter() - start)]
         rome = self.rome_params()
         moment = self.second_moments([rome.layer], progress=progress)[rome.layer]
         records = []
         for edit, request in zip(edits, requests, strict=True):
             start = time.perf_counter()
-            delta = apply_rome(self.loaded.model, request, rome, moment)
+            cache = self._target_cache()  # keyed by the edits written before this one
+            delta = apply_rome(self.loaded.model, request, rome, moment, cache=cache)
             records.append(self._keep(delta, (edit.id,), time.perf_counter() - start))
         return records
 
