@@ -525,7 +525,8 @@ def bench(
         help="mquake, kme: import the cases' unedited facts as trusted facts (labelled mode).",
     ),
     generate_n: int | None = typer.Option(
-        None, help="rome/memit: generation metrics on the first N cases only (default: all)."
+        None,
+        help="rome/memit/kme+weights: generation metrics on the first N cases (default: all).",
     ),
     checkpoint_every: int = typer.Option(
         10, help="rome --edits all: re-score the first 10 edits every this many edits."
@@ -547,6 +548,11 @@ def bench(
     stats_samples: int | None = typer.Option(
         None, help="rome/memit/kme+weights: WikiText-2 windows for C (default 4,000)."
     ),
+    jobs: int | None = typer.Option(
+        None,
+        min=1,
+        help="all: runs at once, each pinned to its share of the CPUs (default: one per CPU).",
+    ),
 ) -> None:
     """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop:
     the unedited model, MeLLo, or the graph walk), greedy decoding; ``all`` runs every
@@ -561,7 +567,9 @@ def bench(
 
         names = tuple(s for s in (only or "").split(",") if s)
         settings = _settings(ctx)
-        report = bench_all(settings, results, quick=quick, only=names, report_only=report_only)
+        report = bench_all(
+            settings, results, quick=quick, only=names, report_only=report_only, jobs=jobs
+        )
         typer.echo(f"wrote {report}")
         return
     if out is None:
@@ -614,7 +622,7 @@ def bench(
         cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
         weights = _scratch_weights(settings, stats_samples)
         summary = bench_consolidated(
-            settings, dataset, cases, out, _provenance(), max_tokens, weights
+            settings, dataset, cases, out, _provenance(), max_tokens, weights, generate_n
         )
         _echo_json({k: summary[k] for k in ("metrics", "edit_seconds")})
         return

@@ -41,24 +41,26 @@ def bench_consolidated(
     provenance: dict[str, Any],
     max_tokens: int = 16,
     weights: Any | None = None,
+    generate_n: int | None = None,
 ) -> dict[str, Any]:
     """Run ``kme+weights`` on ``cases`` (all edits at once); write ``out`` and its rows.
     ``weights``: a WeightEditor to write into (default: the settings' model, scratch
-    deltas)."""
+    deltas); ``generate_n``: probe only the first that many cases (all are written)."""
     store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
     memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
     if weights is None:
         from kme_rag.whitebox.session import WeightEditor
 
         weights = WeightEditor.open_scratch(settings)
-    refs = references(weights.backend, cases, max_tokens)
+    probed = list(cases[:generate_n] if generate_n is not None else cases)
+    refs = references(weights.backend, probed, max_tokens)
     memory.add_many([c.edit for c in cases])
     start = time.perf_counter()
     weights.write([c.edit for c in cases], "memit")
     write_s = time.perf_counter() - start
     editor = weights_editor(weights, memory, max_tokens)
     conflicts = locality_conflicts(cases)
-    rows = [edited_row(editor, c, refs[c.case_id], conflicts) for c in cases]
+    rows = [edited_row(editor, c, refs[c.case_id], conflicts) for c in probed]
     cases_path = out.with_suffix(".cases.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     cases_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -67,9 +69,10 @@ def bench_consolidated(
         "method": "kme+weights",
         "model": weights.backend.name,
         "n": len(rows),
+        "edits_written": len(cases),
         "edits_mode": "all",
         "definition": __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",
-        "edit_seconds": {"batch": round(write_s, 2), "per_edit": round(write_s / len(rows), 3)},
+        "edit_seconds": {"batch": round(write_s, 2), "per_edit": round(write_s / len(cases), 3)},
         "target_cache": dataclasses.asdict(weights.target_counts),
         **summarise(rows),
         **provenance,

@@ -4,6 +4,12 @@ A run is the argument list of one ``kme bench`` command (without ``--out``), so 
 result JSON records a command that reproduces it alone. Two sizes: ``full`` (the
 figures of the report) and ``quick`` (a few cases per run, for CI: it checks the
 pipeline end to end, not the figures).
+
+Runs of one ``chain`` run one after another, in plan order: ROME, then MEMIT, then
+``kme+weights`` on the same dataset write the same edits on the same layer, so the later
+ones read the target δs the first optimised from the target cache
+(:mod:`kme_rag.whitebox.targetcache`). Chains are independent of each other, and the
+plan lists the costly (torch) ones first, so that parallel lanes start with them.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Literal
 
 from kme_rag.errors import ValidationError
 
-__all__ = ["METHODS", "Run", "Size", "plan", "select"]
+__all__ = ["METHODS", "Run", "Size", "chains", "plan", "select"]
 
 Size = Literal["quick", "full"]
 METHODS = ("none", "ike", "kme", "mello", "rome", "memit", "kme+weights")
@@ -26,13 +32,19 @@ class Run:
     name: str
     method: str
     args: tuple[str, ...]
+    chain: str = ""  # runs sharing a chain run in order, in one lane (empty: its own)
+
+    @property
+    def lane_key(self) -> str:
+        return self.chain or self.name
 
 
 @dataclass(frozen=True)
 class _Sizes:
     single: int  # CounterFact / zsRE cases for the memory methods
     ike_zsre: int
-    weights: int  # ROME / MEMIT / kme+weights cases
+    weights: int  # ROME / MEMIT / kme+weights cases on CounterFact
+    weights_zsre: int  # … on zsRE
     generate: int  # of which with the generation metrics
     mquake: int
     mello: int
@@ -41,27 +53,32 @@ class _Sizes:
     retainability: str
     retainability_probe: int
     weights_retainability: str  # checkpoints of sequential ROME / MEMIT
+    weights_retainability_probe: int
     weights_datasets: tuple[str, ...]  # ROME / MEMIT / kme+weights load torch: costly
     stats_samples: int | None  # WikiText-2 windows for C (None: the default, 4,000)
 
 
 SIZES: dict[Size, _Sizes] = {
     # quick: C from 64 windows (seconds, not the default's ~10 minutes on a fresh machine)
-    "quick": _Sizes(3, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, "1,2", ("counterfact",), 64),
+    "quick": _Sizes(3, 2, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, "1,2", 2, ("counterfact",), 64),
+    # sized for <= 3 hours on 2 cores in 2 lanes: one torch edit costs ~12-17 s and one
+    # torch generation ~1.5 s per probe there (benchmarks/results/2026-12-01)
     "full": _Sizes(
-        500,
-        100,
-        200,
-        200,
-        354,
-        50,
-        "1,10,100,1000,10000",
-        100,
-        "1,10,50,100,250,500,1000",
-        50,
-        "1,10,50,100,200",
-        ("counterfact", "zsre"),
-        None,
+        single=500,
+        ike_zsre=100,
+        weights=200,
+        weights_zsre=50,
+        generate=100,
+        mquake=354,
+        mello=50,
+        scalability="1,10,100,1000,10000",
+        scalability_probe=100,
+        retainability="1,10,50,100,250,500,1000",
+        retainability_probe=50,
+        weights_retainability="1,10,50,100",
+        weights_retainability_probe=20,
+        weights_datasets=("counterfact", "zsre"),
+        stats_samples=None,
     ),
 }
 
@@ -77,15 +94,13 @@ def _single(dataset: str, method: str, n: int, edits: str = "all") -> Run:
 
 
 def _weights(dataset: str, size: _Sizes) -> list[Run]:
-    generate = ("--generate-n", str(size.generate), *_stats(size))
-    rome = _single(dataset, "rome", size.weights, "one")
-    memit = _single(dataset, "memit", size.weights, "all")
-    both = _single(dataset, "kme+weights", size.weights, "all")
-    return [
-        Run(rome.name, rome.method, rome.args + generate),
-        Run(memit.name, memit.method, memit.args + generate),
-        Run(both.name, both.method, both.args + _stats(size)),
-    ]
+    n = size.weights if dataset == "counterfact" else size.weights_zsre
+    generate = ("--generate-n", str(min(n, size.generate)), *_stats(size))
+    rome = _single(dataset, "rome", n, "one")
+    memit = _single(dataset, "memit", n, "all")
+    both = _single(dataset, "kme+weights", n, "all")
+    chain = f"{dataset}-weights"
+    return [Run(r.name, r.method, r.args + generate, chain) for r in (rome, memit, both)]
 
 
 def _mquake(size: _Sizes) -> list[Run]:
@@ -108,24 +123,25 @@ def _curves(size: _Sizes) -> list[Run]:
         _curve("scalability", "kme", size.scalability, size.scalability_probe),
         _curve("retainability", "kme", size.retainability, size.retainability_probe),
     ]
-    weights = [
-        _curve("retainability", method, size.weights_retainability, size.retainability_probe)
-        for method in ("rome", "memit")
-    ]
+    checkpoints, probe = size.weights_retainability, size.weights_retainability_probe
+    weights = [_curve("retainability", m, checkpoints, probe) for m in ("rome", "memit")]
     return runs + [Run(r.name, r.method, r.args + _stats(size)) for r in weights]
 
 
 def plan(size: Size) -> list[Run]:
-    """Every run of ``bench all`` at ``size``, cheapest first within each dataset."""
+    """Every run of ``bench all`` at ``size``: the torch chains and the curves first (the
+    longest), then the memory methods per dataset, cheapest first, then MQuAKE."""
     s = SIZES[size]
-    runs: list[Run] = []
+    weights = [
+        r for d in ("counterfact", "zsre") if d in s.weights_datasets for r in _weights(d, s)
+    ]
+    curves = _curves(s)
+    runs: list[Run] = [*weights, *curves]  # the curves: long too
     for dataset in ("counterfact", "zsre"):
         n_ike = s.single if dataset == "counterfact" else s.ike_zsre
         runs += [_single(dataset, "none", s.single), _single(dataset, "ike", n_ike)]
         runs.append(_single(dataset, "kme", s.single))
-        if dataset in s.weights_datasets:
-            runs += _weights(dataset, s)
-    return runs + _mquake(s) + _curves(s)
+    return runs + _mquake(s)
 
 
 def select(runs: list[Run], names: tuple[str, ...]) -> list[Run]:
@@ -138,3 +154,11 @@ def select(runs: list[Run], names: tuple[str, ...]) -> list[Run]:
     if unknown:
         raise ValidationError(f"expected run names among {sorted(known)}, got {unknown}")
     return [r for r in runs if r.name in names]
+
+
+def chains(runs: list[Run]) -> list[list[Run]]:
+    """``runs`` grouped by chain, in order of each chain's first run."""
+    grouped: dict[str, list[Run]] = {}
+    for run in runs:
+        grouped.setdefault(run.lane_key, []).append(run)
+    return list(grouped.values())

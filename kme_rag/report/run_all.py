@@ -4,7 +4,15 @@ Each run is its own process (``python -m kme_rag bench …``) so that its result
 records the command that reproduces it, one run's failure does not stop the others,
 and each model is loaded and freed once. The settings travel in the environment (the
 ``KME_*`` variables). A manifest (``bench-all.json``) records every run's command,
-exit status and seconds, and the whole plan's wall time.
+exit status, lane and seconds, and the whole plan's wall time; it is rewritten after
+every run (``bench-all-partial.json`` until the plan is done), so an interrupted run
+leaves what it finished.
+
+Lanes: ``jobs`` processes run at once, each on its own share of the CPUs (pinned with
+``taskset`` where it exists) with that many torch / llama.cpp / embedding threads, each
+lane taking the next chain of runs (:func:`kme_rag.report.plan.chains`) when it is free.
+On a 2-core machine two single-threaded lanes beat one lane with two threads: the
+models here are small enough that a second thread gains little per process.
 """
 
 from __future__ import annotations
@@ -12,18 +20,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kme_rag.report.plan import Run, Size, plan, select
+from kme_rag.report.plan import Run, Size, chains, plan, select
 from kme_rag.settings import Settings
 
-__all__ = ["bench_all", "results_folder", "run_one"]
+__all__ = ["bench_all", "lane_cpus", "results_folder", "run_one"]
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +52,30 @@ def _environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_one(run: Run, folder: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run one planned ``kme bench`` command; its JSON goes to ``folder/<name>.json``."""
+def lane_cpus(jobs: int, cpus: Sequence[int]) -> list[list[int]]:
+    """The CPUs of each of ``jobs`` lanes: ``cpus`` dealt out in turn (every lane gets one
+    at least; with more lanes than CPUs, lanes share)."""
+    if jobs < 1:
+        raise ValueError(f"expected jobs >= 1, got {jobs}")
+    return [list(cpus[i % len(cpus) :: jobs]) or [cpus[i % len(cpus)]] for i in range(jobs)]
+
+
+def _lane_environment(env: dict[str, str], cpus: Sequence[int]) -> dict[str, str]:
+    threads = str(len(cpus))
+    names = ("KME_TORCH_THREADS", "KME_N_THREADS", "KME_N_THREADS_BATCH", "KME_EMBED_THREADS")
+    return {**env, **{name: threads for name in names}}
+
+
+def run_one(
+    run: Run, folder: Path, env: dict[str, str], cpus: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """Run one planned ``kme bench`` command; its JSON goes to ``folder/<name>.json``.
+    ``cpus``: pin the process to these CPUs (where ``taskset`` exists)."""
     out = folder / f"{run.name}.json"
     argv = [sys.executable, "-m", "kme_rag", *run.args, "--out", str(out)]
+    taskset = shutil.which("taskset")
+    if cpus is not None and taskset:
+        argv = [taskset, "-c", ",".join(map(str, cpus)), *argv]
     log.info("running %s", run.name)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
@@ -57,24 +88,33 @@ def run_one(run: Run, folder: Path, env: dict[str, str]) -> dict[str, Any]:
         "command": " ".join(["kme", *run.args, "--out", str(out)]),
         "returncode": done.returncode,
         "seconds": round(seconds, 1),
+        "cpus": list(cpus) if cpus is not None else None,
         "stderr_tail": done.stderr[-2000:] if done.returncode else "",
     }
 
 
 def _write_manifest(
-    folder: Path, size: Size, runs: Sequence[dict[str, Any]], wall: float, complete: bool
+    folder: Path,
+    size: Size,
+    runs: Sequence[dict[str, Any]],
+    wall: float,
+    complete: bool,
+    jobs: int,
 ) -> None:
     manifest = {
         "kind": "bench-all",
         "size": size,
         "complete": complete,
+        "jobs": jobs,
         "runs": list(runs),
         "wall_seconds": round(wall, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count()},
     }
     name = "bench-all.json" if complete else "bench-all-partial.json"
-    (folder / name).write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp = folder / f".{name}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, folder / name)
 
 
 def bench_all(
@@ -84,9 +124,11 @@ def bench_all(
     quick: bool,
     only: tuple[str, ...] = (),
     report_only: bool = False,
+    jobs: int | None = None,
 ) -> Path:
     """Run the plan (or the runs named in ``only``) into ``root/results/<date>[-quick]``
-    and regenerate the report; returns the report's path."""
+    in ``jobs`` lanes (default: one per CPU this process may use) and regenerate the
+    report; returns the report's path."""
     from tqdm import tqdm
 
     from kme_rag.report.build import write_report
@@ -98,13 +140,37 @@ def bench_all(
     folder = results_folder(root, quick)
     folder.mkdir(parents=True, exist_ok=True)
     env = _environment(settings)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    lanes = lane_cpus(jobs or len(cpus), cpus)
+    pending = chains(runs)
     start = time.perf_counter()
-    done = []
-    with tqdm(runs, desc="bench all", unit="run", file=sys.stderr) as bar:
-        for run in bar:
-            bar.set_postfix_str(run.name)
-            done.append(run_one(run, folder, env))
-    _write_manifest(folder, size, done, time.perf_counter() - start, complete=not only)
+    done: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    bar = tqdm(total=len(runs), desc="bench all", unit="run", file=sys.stderr)
+
+    def lane(index: int) -> None:
+        lane_env = _lane_environment(env, lanes[index])
+        while True:
+            with lock:
+                if not pending:
+                    return
+                chain = pending.pop(0)
+            for run in chain:
+                record = {**run_one(run, folder, lane_env, lanes[index]), "lane": index}
+                with lock:
+                    done.append(record)
+                    bar.update(1)
+                    _write_manifest(
+                        folder, size, done, time.perf_counter() - start, False, len(lanes)
+                    )
+
+    with bar, ThreadPoolExecutor(len(lanes)) as pool:
+        for future in [pool.submit(lane, i) for i in range(len(lanes))]:
+            future.result()
+    wall = time.perf_counter() - start
+    _write_manifest(folder, size, done, wall, complete=not only, jobs=len(lanes))
+    if not only:
+        (folder / "bench-all-partial.json").unlink(missing_ok=True)
     folders = [folder] if quick else None
     name = "REPORT-quick.md" if quick else "REPORT.md"
     return write_report(root, folders=folders, name=name)

@@ -140,7 +140,8 @@ class WeightEditor:
         if self.params.rome is not None:
             return self.params.rome
         arch, model = self.loaded.architecture, self.loaded.model
-        return RomeParams(layer=arch.rome_layer(arch.num_layers(model)))
+        layer = arch.rome_layer(arch.num_layers(model))
+        return RomeParams(layer=layer, clamp_norm_factor=arch.target_clamp)
 
     def memit_params(self) -> MemitParams:
         if self.params.memit is not None:
@@ -154,8 +155,7 @@ class WeightEditor:
         if arch.mlp_adds_to_residual:
             return MemitParams(layers=layers, lam=lam)
         # targets in the projection's space, as ROME's: ROME's clamp, not the residual's
-        clamp = RomeParams(layer=0).clamp_norm_factor
-        return MemitParams(layers=layers, lam=lam, clamp_norm_factor=clamp)
+        return MemitParams(layers=layers, lam=lam, clamp_norm_factor=arch.target_clamp)
 
     def _target_cache(self) -> TargetCache | None:
         """The δ cache for the weights as they are now (None when caching is off)."""

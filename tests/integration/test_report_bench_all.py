@@ -17,7 +17,7 @@ from kme_rag.report.plan import METHODS, plan
 @pytest.mark.timeout(600)
 def test_quick_bench_all_writes_every_result_and_the_report(data_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "KME_DATA_DIR": str(data_dir), "KME_STORE": str(tmp_path / "store")}
-    command = [sys.executable, "-m", "kme_rag", "bench", "all", "--quick"]
+    command = [sys.executable, "-m", "kme_rag", "bench", "all", "--quick", "--jobs", "2"]
     done = subprocess.run(
         [*command, "--results", str(tmp_path)], env=env, capture_output=True, text=True
     )
@@ -29,6 +29,17 @@ def test_quick_bench_all_writes_every_result_and_the_report(data_dir: Path, tmp_
     failed = {r["name"]: r["stderr_tail"] for r in manifest["runs"] if r["returncode"]}
     assert not failed, failed
     assert manifest["complete"] and manifest["wall_seconds"] > 0
+    assert manifest["jobs"] == 2 and {r["lane"] for r in manifest["runs"]} == {0, 1}
+    assert not (folders[0] / "bench-all-partial.json").exists()
+    # the weights chain ran in order in one lane: MEMIT and kme+weights read ROME's δs
+    chain = [r for r in manifest["runs"] if r["name"].startswith("counterfact-")]
+    chain = [r for r in chain if r["method"] in ("rome", "memit", "kme+weights")]
+    assert [r["method"] for r in chain] == ["rome", "memit", "kme+weights"]
+    assert len({r["lane"] for r in chain}) == 1
+    for name in ("counterfact-memit-all", "counterfact-kme+weights"):
+        result = json.loads((folders[0] / f"{name}.json").read_text())
+        assert result["target_cache"]["reused"] == result["n"] > 0, name
+        assert result["target_cache"]["computed"] == 0, name
 
     for run in plan("quick"):  # one JSON per run, each with its provenance
         result = json.loads((folders[0] / f"{run.name}.json").read_text())

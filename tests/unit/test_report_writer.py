@@ -10,8 +10,9 @@ import pytest
 
 from kme_rag.errors import ValidationError
 from kme_rag.report.build import write_report
-from kme_rag.report.plan import METHODS, plan, select
+from kme_rag.report.plan import METHODS, chains, plan, select
 from kme_rag.report.results import classify, load_results
+from kme_rag.report.run_all import lane_cpus
 
 
 def counts(cases: int, eff: int, gen: int, loc: int) -> dict[str, int]:
@@ -215,3 +216,21 @@ def test_select_names_unknown_runs() -> None:
     with pytest.raises(ValidationError, match="nonsense"):
         select(plan("quick"), ("nonsense",))
     assert [r.name for r in select(plan("quick"), ("zsre-kme",))] == ["zsre-kme"]
+
+
+def test_weight_runs_of_a_dataset_form_one_chain_in_method_order() -> None:
+    grouped = {tuple(r.name for r in chain) for chain in chains(plan("full"))}
+    for dataset in ("counterfact", "zsre"):
+        names = (f"{dataset}-rome-one", f"{dataset}-memit-all", f"{dataset}-kme+weights")
+        assert names in grouped  # MEMIT and kme+weights reuse ROME's optimised δs
+    assert plan("full")[0].chain  # the torch chains come first: the longest
+    assert sum(len(c) for c in chains(plan("full"))) == len(plan("full"))
+
+
+def test_lanes_deal_out_the_cpus() -> None:
+    assert lane_cpus(2, [0, 1]) == [[0], [1]]
+    assert lane_cpus(1, [0, 1, 2, 3]) == [[0, 1, 2, 3]]
+    assert lane_cpus(2, [0, 1, 2]) == [[0, 2], [1]]
+    assert lane_cpus(3, [4, 5]) == [[4], [5], [4]]  # more lanes than CPUs: they share
+    with pytest.raises(ValueError):
+        lane_cpus(0, [0])
