@@ -34,6 +34,7 @@ CONFIGS = {
     "layer 3, clamp 1.0": RomeParams(layer=3, clamp_norm_factor=1.0),
     "layer 3, kl 1.0": RomeParams(layer=3, kl_factor=1.0),
     "layer 3, clamp 2.0": RomeParams(layer=3, clamp_norm_factor=2.0),
+    "layer 3, clamp 0.5": RomeParams(layer=3, clamp_norm_factor=0.5),
     "layer 2": RomeParams(layer=2),
 }
 
