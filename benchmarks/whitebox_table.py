@@ -74,8 +74,9 @@ def _time_row(summary: dict[str, Any]) -> list[str]:
     return [
         _regime(summary),
         DASH if per_edit is None else f"{per_edit:.1f} / {seconds['per_edit_p95']:.1f}",
-        DASH if batch is None else f"{batch:.0f} s ({batch / int(summary['n']):.1f} s per edit)"
-        + _reused(summary),
+        DASH
+        if batch is None
+        else f"{batch:.0f} s ({batch / int(summary['n']):.1f} s per edit)" + _reused(summary),
         stats,
         str(summary["machine"].get("torch_threads", DASH)),
     ]

@@ -272,9 +272,12 @@ def _manifest_line(r: Result) -> str:
     failed = [x["name"] for x in runs if x.get("returncode")]
     scope = "complete plan" if d.get("complete") else "partial"
     status = f"failed: {', '.join(failed)}" if failed else "none failed"
+    busy = sum(float(x.get("seconds", 0)) for x in runs)
+    lanes = d.get("jobs") or 1
     return (
-        f"`{r.path}` ({d.get('size')}, {scope}): {d.get('wall_seconds', 0):.0f} s wall, "
-        f"{len(runs)} runs, {status}"
+        f"`{r.path}` ({d.get('size')}, {scope}): {d.get('wall_seconds', 0):.0f} s wall in "
+        f"{lanes} lane(s) on {d.get('machine', {}).get('cores', '?')} cores ({busy:.0f} s of "
+        f"runs in all), {len(runs)} runs, {status}"
     )
 
 
@@ -282,7 +285,11 @@ def _wall_time(results: Results) -> list[str]:
     out = []
     for r in results.of("bench-all"):
         out.append(_manifest_line(r))
-        out += [f"  - {x['name']}: {x['seconds']:.0f} s" for x in r.data.get("runs", [])]
+        out += [
+            f"  - {x['name']}: {x['seconds']:.0f} s"
+            + (f" (lane {x['lane']})" if "lane" in x else "")
+            for x in r.data.get("runs", [])
+        ]
     return out
 
 
