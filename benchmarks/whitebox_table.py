@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/whitebox_table.py benchmarks/results/2026-12-01
 
-Reads every ``counterfact-rome*.json`` / ``counterfact-memit*.json`` there and writes
+Reads every ``{counterfact,zsre}-{rome,memit}*.json`` there and writes
 ``whitebox.md`` beside them: ROME's probability scores (with Wilson 95% intervals), the
 harness's generation metrics on the cases that have them, edit time, and the decay of
 sequential ROME.
@@ -30,8 +30,10 @@ PROBABILITY = ("efficacy", "paraphrase", "neighbourhood")
 def _regime(summary: dict[str, Any]) -> str:
     method, mode = summary["method"], summary["edits_mode"]
     if method == "rome":
-        return "ROME, one at a time (undone between)" if mode == "one" else "ROME, sequential"
-    return f"MEMIT, {summary['n']} in one batch" if mode == "all" else "MEMIT, one at a time"
+        regime = "ROME, one at a time (undone between)" if mode == "one" else "ROME, sequential"
+    else:
+        regime = f"MEMIT, {summary['n']} in one batch" if mode == "all" else "MEMIT, one at a time"
+    return f"{summary['dataset']}: {regime}"
 
 
 def _probability_row(summary: dict[str, Any], key: str, label: str) -> list[str]:
@@ -108,7 +110,10 @@ def _decay_lines(summary: dict[str, Any]) -> list[str]:
 def main() -> None:
     folder = Path(sys.argv[1])
     files = sorted(
-        [*folder.glob("counterfact-rome*.json"), *folder.glob("counterfact-memit*.json")]
+        path
+        for dataset in ("counterfact", "zsre")
+        for method in ("rome", "memit")
+        for path in folder.glob(f"{dataset}-{method}*.json")
     )
     summaries = [json.loads(p.read_text()) for p in files]
     probability = [
@@ -122,7 +127,7 @@ def main() -> None:
     lines = [
         f"# Weight editing (ROME, MEMIT) on Gemma 3 270M, {folder.name}",
         "",
-        "CounterFact evaluation split (`counterfact-edit.json`), first N cases. Torch float32 on",
+        "CounterFact / zsRE evaluation splits, first N cases. Torch float32 on",
         "the CPU, weights converted from the bundled Q4_K_M GGUF; statistics C over WikiText-2.",
         "Probability scores as in the ROME paper: efficacy and paraphrase = P(new) > P(true)",
         "after the edit's prompt / paraphrase; neighbourhood = P(true) > P(new) after the",
