@@ -117,15 +117,16 @@ def _curve(kind: str, method: str, sizes: str, probe_n: int) -> Run:
 
 
 def _curves(size: _Sizes) -> list[Run]:
-    """Scalability of the memory route; retainability of it and of ROME and MEMIT
-    writing the same edits into the weights one at a time (same probes, same metrics)."""
-    runs = [
+    """Retainability of ROME and MEMIT writing edits into the weights one at a time (the
+    longer curves, first), then scalability and retainability of the memory route (same
+    probes, same metrics)."""
+    memory = [
         _curve("scalability", "kme", size.scalability, size.scalability_probe),
         _curve("retainability", "kme", size.retainability, size.retainability_probe),
     ]
     checkpoints, probe = size.weights_retainability, size.weights_retainability_probe
     weights = [_curve("retainability", m, checkpoints, probe) for m in ("rome", "memit")]
-    return runs + [Run(r.name, r.method, r.args + _stats(size)) for r in weights]
+    return [Run(r.name, r.method, r.args + _stats(size)) for r in weights] + memory
 
 
 def plan(size: Size) -> list[Run]:
