@@ -11,8 +11,8 @@ leaves what it finished.
 Lanes: ``jobs`` processes run at once, each on its own share of the CPUs (pinned with
 ``taskset`` where it exists) with that many torch / llama.cpp / embedding threads, each
 lane taking the next chain of runs (:func:`kme_rag.report.plan.chains`) when it is free.
-On a 2-core machine two single-threaded lanes beat one lane with two threads: the
-models here are small enough that a second thread gains little per process.
+Pinning keeps one lane's threads off the other's cores (unpinned, two processes with a
+thread per core each contend for every core).
 """
 
 from __future__ import annotations
