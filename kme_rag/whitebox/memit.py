@@ -34,7 +34,7 @@ from kme_rag.whitebox.stats import SecondMoment
 from kme_rag.whitebox.target import TargetParams, optimise_delta
 from kme_rag.whitebox.targetcache import TargetCache
 
-__all__ = ["MemitParams", "apply_memit", "memit_layer_update"]
+__all__ = ["MemitParams", "apply_memit", "memit_layer_update", "target_path"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,7 +119,7 @@ def _check_layers_and_stats(
         raise WhiteboxError(f"no second-moment statistics for layers {missing}")
 
 
-def _target_path(arch: Architecture, params: MemitParams) -> str:
+def target_path(arch: Architecture, params: MemitParams) -> str:
     """Where the targets z live: the last layer's output, or its projection's output."""
     if arch.mlp_adds_to_residual:
         return arch.layer_path(params.layers[-1])
@@ -150,9 +150,9 @@ def apply_memit(
         raise WhiteboxError("expected at least one edit request, got none")
     arch = architecture_of(model)
     _check_layers_and_stats(arch, model, params, stats)
-    target_path = _target_path(arch, params)
-    last = get_module(model, target_path)
-    z = _targets(model, target_path, requests, params, cache)  # (d, n)
+    where = target_path(arch, params)
+    last = get_module(model, where)
+    z = _targets(model, where, requests, params, cache)  # (d, n)
     applied: list[WeightDelta] = []
     try:
         for i, layer in enumerate(params.layers):

@@ -27,7 +27,7 @@ from kme_rag.whitebox.backend import TorchBackend
 from kme_rag.whitebox.delta import WeightDelta, apply_delta, undo
 from kme_rag.whitebox.deltastore import DeltaRecord, DeltaStore
 from kme_rag.whitebox.loading import LoadedModel, LoadParams, load_from_settings
-from kme_rag.whitebox.memit import MemitParams, apply_memit
+from kme_rag.whitebox.memit import MemitParams, apply_memit, target_path
 from kme_rag.whitebox.requests import edit_request
 from kme_rag.whitebox.rome import RomeParams, apply_rome
 from kme_rag.whitebox.stats import SecondMoment, StatsParams, layer_second_moments
@@ -203,6 +203,32 @@ class WeightEditor:
             delta = apply_rome(self.loaded.model, request, rome, moment, cache=cache)
             records.append(self._keep(delta, (edit.id,), time.perf_counter() - start))
         return records
+
+    def prepare_targets(self, edits: Sequence[Edit], method: Method = "memit") -> int:
+        """Optimise and cache the δs that writing each of ``edits`` with ``method`` would
+        need on the weights as they are now, writing nothing; return how many were computed
+        (the rest were cached already).
+
+        The optimisation dominates a large MEMIT batch (~9 s per edit for Gemma 3 270M on
+        one core) and each δ is independent, so processes given disjoint slices of the
+        batch can fill the cache side by side before one :meth:`write` solves. For ROME this
+        prepares each edit as if it were the only one (one at a time, restored between).
+        """
+        cache = self._target_cache()
+        if cache is None:
+            raise WhiteboxError("target caching is off (cache_targets=False): nothing to keep")
+        arch, model = self.loaded.architecture, self.loaded.model
+        params: RomeParams | MemitParams
+        if method == "memit":
+            params = self.memit_params()
+            path = target_path(arch, params)
+        else:
+            params = self.rome_params()
+            path = arch.projection_path(params.layer)
+        before = cache.counts.computed
+        for edit in _structured(edits):
+            cache.optimise(model, path, edit_request(self.loaded.tokenizer, edit), params)
+        return cache.counts.computed - before
 
     def _keep(self, delta: WeightDelta, edit_ids: tuple[str, ...], seconds: float) -> DeltaRecord:
         try:

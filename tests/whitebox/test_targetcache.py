@@ -92,3 +92,22 @@ def test_the_editor_reuses_a_delta_only_on_the_weights_it_was_optimised_on(
     assert (editor.target_counts.computed, editor.target_counts.reused) == (3, 2)
     edited = editor.loaded.model.named_parameters()
     assert all(torch.equal(p, sequential[n]) for n, p in edited)
+
+
+def test_prepared_targets_make_memit_write_the_same_weights_without_optimising(
+    tmp_path: Path,
+) -> None:
+    plain = _editor(tmp_path / "plain")
+    plain.write([EIFFEL, LOUVRE], "memit")
+    expected = parameters_snapshot(plain.loaded.model)
+
+    editor = _editor(tmp_path / "prepared")
+    pristine = parameters_snapshot(editor.loaded.model)
+    # two "processes" each prepare their own slice of the batch; a repeat computes nothing
+    assert editor.prepare_targets([EIFFEL], "memit") == 1
+    assert editor.prepare_targets([LOUVRE, EIFFEL], "memit") == 1
+    assert all(torch.equal(p, pristine[n]) for n, p in editor.loaded.model.named_parameters())
+
+    editor.write([EIFFEL, LOUVRE], "memit")
+    assert (editor.target_counts.computed, editor.target_counts.reused) == (2, 3)
+    assert all(torch.equal(p, expected[n]) for n, p in editor.loaded.model.named_parameters())
