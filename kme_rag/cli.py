@@ -394,13 +394,16 @@ def _bench_mquake(
     out: Path,
     data: Path | None,
     known_facts: bool,
+    stats_samples: int | None,
 ) -> None:
-    """``kme bench mquake``: the unedited model, MeLLo or the graph walk (kme)."""
+    """``kme bench mquake``: the unedited model, MeLLo, the graph walk (kme) or the walk
+    on weights that hold every case's edits (kme+weights)."""
     from kme_rag.multihop.bench import Method, bench_mquake, load_cases
 
     if known_facts and method != "kme":
         raise ValidationError("expected --known-facts only with --method kme")
     path, cases = load_cases(settings, data, n)
+    weights = _scratch_weights(settings, stats_samples) if method == "kme+weights" else None
     summary = bench_mquake(
         settings,
         cast(Method, method),
@@ -410,6 +413,7 @@ def _bench_mquake(
         dataset=path.name,
         known_path=path if known_facts else None,
         provenance=_provenance(),
+        weights=weights,
     )
     _echo_json(summary["metrics"])
 
@@ -509,7 +513,11 @@ def bench(
     dataset: str = typer.Argument(
         ..., help="counterfact, zsre, mquake, all, scalability or retainability."
     ),
-    method: str = typer.Option("kme", help="none, ike (ungated), kme; mquake: none, mello, kme."),
+    method: str = typer.Option(
+        "kme",
+        help="none, ike (ungated), kme, rome, memit, kme+weights; mquake: none, mello, kme, "
+        "kme+weights.",
+    ),
     n: int = typer.Option(100, help="How many cases."),
     edits: str = typer.Option("all", help="all: store every edit first; one: one at a time."),
     out: Path | None = typer.Option(
@@ -605,10 +613,10 @@ def bench(
 
     _check_choice("dataset", dataset, ("counterfact", "zsre", "mquake"))
     if dataset == "mquake":
-        _check_choice("method", method, ("none", "mello", "kme"))
+        _check_choice("method", method, ("none", "mello", "kme", "kme+weights"))
         _check_choice("edits", edits, ("one", "all"))
         mode = cast(Literal["one", "all"], edits)
-        _bench_mquake(_settings(ctx), method, n, mode, out, data, known_facts)
+        _bench_mquake(_settings(ctx), method, n, mode, out, data, known_facts, stats_samples)
         return
     _check_choice("method", method, ("none", "ike", "kme", "rome", "memit", "kme+weights"))
     _check_choice("edits", edits, ("one", "all"))

@@ -1,20 +1,29 @@
 """``kme bench mquake``: the unedited model, MeLLo, or the graph walk on MQuAKE cases.
 
 Builds the answering function for a method, runs :func:`~.evaluate.run_mquake`, probes
-which unedited hops of each new chain the unedited model knows, and writes the summary
-JSON (harness schema) and a per-case JSONL beside it.
+which unedited hops of each new chain the model knows, and writes the summary JSON
+(harness schema) and a per-case JSONL beside it.
+
+``kme+weights`` is the walk (``kme``) on the local weights after every case's edits were
+written into them in one MEMIT batch: the walk still reads the edited hops from the
+memory, and asks the *edited* weights every other hop (and the hop probes), so it shows
+what consolidating the memory into the weights costs the unedited knowledge a multi-hop
+answer needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from kme_rag.backends import Backend, make_backend, qa_prompt
+from kme_rag.errors import ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.graph import FactGraph
 from kme_rag.memory.store import EditMemory
@@ -39,7 +48,7 @@ __all__ = [
     "load_cases",
 ]
 
-Method = Literal["none", "mello", "kme"]
+Method = Literal["none", "mello", "kme", "kme+weights"]
 LOOSE = "loose (stop also at the next 'Question:', 'Final answer:' on any line)"
 
 
@@ -106,6 +115,23 @@ def _hop_sources(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def _consolidate(weights: Any, memory: EditMemory) -> dict[str, Any]:
+    """Write the memory's active edits (one per fact: the newest where cases disagree) into
+    the weights in one MEMIT batch; return the summary's fields about it."""
+    start = time.perf_counter()
+    (record,) = weights.write(memory.graph.edits(), "memit")
+    seconds = time.perf_counter() - start
+    return {
+        "edits_written": len(record.edit_ids),
+        "edit_seconds": {
+            "batch": round(seconds, 2),
+            "per_edit": round(seconds / len(record.edit_ids), 3),
+        },
+        "target_cache": dataclasses.asdict(weights.target_counts),
+        "hops_probed_on": "the edited weights",
+    }
+
+
 def bench_mquake(
     settings: Settings,
     method: Method,
@@ -117,16 +143,29 @@ def bench_mquake(
     known_path: Path | None = None,
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
+    weights: Any | None = None,
 ) -> dict[str, Any]:
     """Run one method on ``cases`` and write ``out`` (+ ``.cases.jsonl``); returns the
-    summary. ``known_path`` turns on known-facts mode (labelled in the summary)."""
+    summary. ``known_path`` turns on known-facts mode (labelled in the summary);
+    ``weights``: the WeightEditor ``kme+weights`` writes into (default: the settings'
+    model on scratch deltas)."""
     from tqdm import tqdm
 
+    if method == "kme+weights" and edits != "all":
+        raise ValidationError("expected --edits all with --method kme+weights")
     # MeLLo resends a ~900-token prompt each round, the walk a few-shot block per hop:
     # both reuse llama.cpp's KV cache of the shared prefix (faster, not bit-reproducible).
-    reuse = method != "none"
-    backend = make_backend(settings, reuse_prefix=reuse)
+    reuse = method in ("mello", "kme")
+    if method == "kme+weights":
+        if weights is None:
+            from kme_rag.whitebox.session import WeightEditor
+
+            weights = WeightEditor.open_scratch(settings)
+        backend: Backend = weights.backend
+    else:
+        backend = make_backend(settings, reuse_prefix=reuse)
     memory = None
+    consolidated: dict[str, Any] = {}
     if method == "none":
         answer = _plain_answerer(backend)
     else:
@@ -141,13 +180,16 @@ def bench_mquake(
             if edits == "all":  # the relations of every stored edit, once stored
                 memory.add_many([e for case in cases for e in case.edits])
                 walker.bank.add_edits(memory.graph.edits())
+            if weights is not None:
+                consolidated = _consolidate(weights, memory)
     relations = RelationPrompts.load(settings.data_dir)
 
     def probe(hop: Hop) -> str:
         return ask_hop(backend, relations, hop.relation_id, hop.question)
 
     rows = []
-    stored = memory if method != "kme" or edits == "one" else None  # kme/all: stored above
+    walks = method in ("kme", "kme+weights")
+    stored = memory if not walks or edits == "one" else None  # the walk, all: stored above
     bar = tqdm(total=len(cases), unit="case", file=sys.stderr, desc="asking", disable=not progress)
     with bar:
         for row in run_mquake(cases, answer, stored, edits_mode=edits):
@@ -180,7 +222,8 @@ def bench_mquake(
             "does_not_contradict": sum(d for _, d in checks),
             "loop": LOOSE,
         }
-    if method == "kme":
+    summary.update(consolidated)
+    if walks:
         routes = [q["route"] for r in rows for q in r["questions"]]
         summary["routes"] = {k: routes.count(k) for k in sorted(set(routes))}
         summary["hop_sources"] = _hop_sources(rows)

@@ -48,6 +48,7 @@ class _Sizes:
     generate: int  # of which with the generation metrics
     mquake: int
     mello: int
+    mquake_weights: int  # kme+weights on MQuAKE: MEMIT of their edits, the walk on torch
     scalability: str
     scalability_probe: int
     retainability: str
@@ -60,7 +61,7 @@ class _Sizes:
 
 SIZES: dict[Size, _Sizes] = {
     # quick: C from 64 windows (seconds, not the default's ~10 minutes on a fresh machine)
-    "quick": _Sizes(3, 2, 2, 2, 2, 2, 1, "1,5", 3, "1,3,5", 3, "1,2", 2, ("counterfact",), 64),
+    "quick": _Sizes(3, 2, 2, 2, 2, 2, 1, 1, "1,5", 3, "1,3,5", 3, "1,2", 2, ("counterfact",), 64),
     # sized for <= 3 hours on 2 cores in 2 lanes: one torch edit costs ~12-17 s and one
     # torch generation ~1.5 s per probe there (benchmarks/results/2026-12-01)
     "full": _Sizes(
@@ -71,6 +72,7 @@ SIZES: dict[Size, _Sizes] = {
         generate=100,
         mquake=354,
         mello=50,
+        mquake_weights=50,
         scalability="1,10,100,1000,10000",
         scalability_probe=100,
         retainability="1,10,50,100,250,500,1000",
@@ -104,11 +106,16 @@ def _weights(dataset: str, size: _Sizes) -> list[Run]:
 
 
 def _mquake(size: _Sizes) -> list[Run]:
-    def run(method: str, n: int) -> Run:
-        args = ("bench", "mquake", "--method", method, "--n", str(n), "--edits", "all")
+    def run(method: str, n: int, *extra: str) -> Run:
+        args = ("bench", "mquake", "--method", method, "--n", str(n), "--edits", "all", *extra)
         return Run(f"mquake-cf3k-{method}", method, args)
 
-    return [run("none", size.mquake), run("mello", size.mello), run("kme", size.mquake)]
+    return [
+        run("none", size.mquake),
+        run("mello", size.mello),
+        run("kme", size.mquake),
+        run("kme+weights", size.mquake_weights, *_stats(size)),
+    ]
 
 
 def _curve(kind: str, method: str, sizes: str, probe_n: int) -> Run:

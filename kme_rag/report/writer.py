@@ -77,7 +77,9 @@ KME_ROUTE = (
     "memory *and* written into the weights in one MEMIT batch; single-hop probes are "
     "answered by the consolidated weights (route `weights`), locality against the "
     "unedited weights' answers; the memory remains the source of truth for the multi-hop "
-    "walk (a `kme+weights` MQuAKE run is not built yet)."
+    "walk: on MQuAKE, `kme+weights` is the walk reading edited hops from the memory and "
+    "asking the MEMIT-edited weights (torch) every other hop, where `kme` asks the "
+    "unedited model (llama.cpp)."
 )
 
 

@@ -40,6 +40,9 @@ def test_quick_bench_all_writes_every_result_and_the_report(data_dir: Path, tmp_
         result = json.loads((folders[0] / f"{name}.json").read_text())
         assert result["target_cache"]["reused"] == result["n"] > 0, name
         assert result["target_cache"]["computed"] == 0, name
+    walk = json.loads((folders[0] / "mquake-cf3k-kme+weights.json").read_text())
+    assert walk["edits_written"] >= 1 and walk["hops_probed_on"] == "the edited weights"
+    assert sum(walk["routes"].values()) == 3 * walk["n"]  # the walk answered every question
 
     for run in plan("quick"):  # one JSON per run, each with its provenance
         result = json.loads((folders[0] / f"{run.name}.json").read_text())
@@ -49,6 +52,7 @@ def test_quick_bench_all_writes_every_result_and_the_report(data_dir: Path, tmp_
     report = (tmp_path / "REPORT-quick.md").read_text()
     for method in METHODS:
         assert f"| {method}" in report or f"`{method}` route" in report, method
+    assert "kme+weights, on the MEMIT-edited weights" in report
     assert "## Scalability (Eq. 13/14)" in report and "## Retainability (Eq. 12)" in report
     for png in ("scalability", "retainability", "locality-generality", "latency"):
         assert (tmp_path / "report-quick" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
