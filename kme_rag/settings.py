@@ -13,7 +13,7 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "default_cache_dir", "default_store_dir"]
+__all__ = ["Settings", "default_cache_dir", "default_data_dir", "default_store_dir"]
 
 
 def default_store_dir() -> Path:
@@ -22,6 +22,15 @@ def default_store_dir() -> Path:
 
 
 Keys = Annotated[tuple[str, ...], NoDecode]  # env: comma-separated, "k1,k2"
+
+
+def default_data_dir() -> Path:
+    """``../shared/data`` from the working directory when it is there, else beside the
+    checkout this package runs from (so ``kme bench`` works from any folder of it)."""
+    here = Path("../shared/data")
+    if here.is_dir():
+        return here.resolve()
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def default_cache_dir() -> Path:
@@ -96,7 +105,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(
-        default=Path("../shared/data"), description="Public benchmark data (CounterFact, ...)."
+        default_factory=default_data_dir,
+        description="Public benchmark data (CounterFact, ...); relative paths are made "
+        "absolute at load, so subprocesses and other folders see the same one.",
     )
 
     # ---- the editing proxy (kme serve) ------------------------------------------------
@@ -147,6 +158,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the proxy checks a shared Chroma server for other processes' edits.",
     )
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
 
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
