@@ -7,32 +7,17 @@ import json
 from pathlib import Path
 
 from kme_rag.evaluation import Case
-from kme_rag.memory.edit import Edit
 from kme_rag.report.consolidated import bench_consolidated
 from kme_rag.settings import Settings
 from kme_rag.whitebox.architectures import architecture_of
 from kme_rag.whitebox.deltastore import DeltaStore
 from kme_rag.whitebox.loading import LoadedModel
-from kme_rag.whitebox.memit import MemitParams
-from kme_rag.whitebox.rome import RomeParams
-from kme_rag.whitebox.session import WeightEditor, WeightEditParams
-from kme_rag.whitebox.stats import StatsParams
+from kme_rag.whitebox.session import WeightEditor
+from tests.edits import EIFFEL, TINY_PARAMS
 from tests.whitebox.tiny import tiny_llama
 from tests.whitebox.words import word_tokenizer
 
 TEXTS = ("The city of Eiffel Tower Rome Paris", "The city of Louvre", "Tower Louvre is")
-PARAMS = WeightEditParams(
-    rome=RomeParams(layer=1, steps=30, lr=0.5),
-    memit=MemitParams(layers=(0, 1), steps=30, lam=1.0),
-    stats=StatsParams(mode="identity"),
-)
-EIFFEL = Edit(
-    subject="Eiffel Tower",
-    relation="city",
-    prompt="The city of {}",
-    target_new="Rome",
-    target_true="Paris",
-)
 
 
 def tiny_weights(root: Path) -> WeightEditor:
@@ -40,7 +25,7 @@ def tiny_weights(root: Path) -> WeightEditor:
     tokenizer = word_tokenizer(TEXTS)
     loaded = LoadedModel(model, tokenizer, architecture_of(model), "test:tiny", Path("tiny"))
     store = DeltaStore(root, loaded.identity)
-    return WeightEditor(loaded, store, corpus=(), cache_dir=root / "cache", params=PARAMS)
+    return WeightEditor(loaded, store, corpus=(), cache_dir=root / "cache", params=TINY_PARAMS)
 
 
 def test_kme_weights_answers_from_the_consolidated_weights(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from kme_rag.backends import bundled_model_path
-from kme_rag.memory.edit import Edit
 from kme_rag.whitebox.architectures import get_module, read_projection
 from kme_rag.whitebox.delta import undo
 from kme_rag.whitebox.loading import LoadedModel, load_model
@@ -28,17 +27,10 @@ from kme_rag.whitebox.requests import (
 from kme_rag.whitebox.rome import RomeParams, apply_rome
 from kme_rag.whitebox.stats import identity_second_moment
 from kme_rag.whitebox.tracing import TraceParams, trace_prompt
+from tests.edits import GEMMA_EIFFEL as EIFFEL
+from tests.edits import GEMMA_PROMPT as PROMPT
 
 pytestmark = pytest.mark.slow
-
-PROMPT = "The Eiffel Tower is located in the city of"
-EIFFEL = Edit(
-    subject="Eiffel Tower",
-    relation="city",
-    prompt="The {} is located in the city of",
-    target_new="Rome",
-    target_true="Paris",
-)
 
 
 def test_the_second_load_comes_from_the_cache_with_equal_weights(

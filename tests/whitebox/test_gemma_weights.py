@@ -27,17 +27,11 @@ from kme_rag.whitebox.gguf_export import export_gguf
 from kme_rag.whitebox.loading import LoadedModel
 from kme_rag.whitebox.session import WeightEditor, WeightEditParams
 from kme_rag.whitebox.stats import StatsParams, wikitext_corpus
+from tests.edits import GEMMA_EIFFEL as EIFFEL
+from tests.edits import GEMMA_PROMPT as PROMPT
 
 pytestmark = pytest.mark.slow
 
-EIFFEL = Edit(
-    subject="Eiffel Tower",
-    relation="city",
-    prompt="The {} is located in the city of",
-    target_new="Rome",
-    target_true="Paris",
-)
-PROMPT = "The Eiffel Tower is located in the city of"
 NEIGHBOURS = (  # the unedited model's objects: Paris, Rome, New York
     "The Louvre is located in the city of",
     "The Colosseum is located in the city of",

@@ -15,6 +15,7 @@ from kme_rag.whitebox.requests import (
     score_targets,
     target_token_ids,
 )
+from tests.edits import city_edit
 from tests.whitebox.tiny import target_logprob
 from tests.whitebox.words import BOS, word_tokenizer
 
@@ -23,13 +24,7 @@ TEXTS = (
     "The capital of Tower is a",
     *CONTEXT_PREFIXES,
 )
-EIFFEL = Edit(
-    subject="Eiffel Tower",
-    relation="city",
-    prompt="The {} is located in the city of",
-    target_new="New York",
-    target_true="Paris",
-)
+EIFFEL = city_edit(prompt="The {} is located in the city of", target_new="New York")
 
 
 @pytest.fixture

@@ -13,11 +13,9 @@ from kme_rag.memory.edit import Edit
 from kme_rag.whitebox.architectures import architecture_of, get_module, read_projection
 from kme_rag.whitebox.deltastore import DeltaStore
 from kme_rag.whitebox.loading import LoadedModel
-from kme_rag.whitebox.memit import MemitParams
 from kme_rag.whitebox.requests import CONTEXT_PREFIXES, probability_metrics
-from kme_rag.whitebox.rome import RomeParams
-from kme_rag.whitebox.session import WeightEditor, WeightEditParams
-from kme_rag.whitebox.stats import StatsParams
+from kme_rag.whitebox.session import WeightEditor
+from tests.edits import EIFFEL, LOUVRE, TINY_PARAMS
 from tests.whitebox.tiny import all_equal, parameters_snapshot, tiny_llama
 from tests.whitebox.words import word_tokenizer
 
@@ -28,25 +26,6 @@ TEXTS = (
     "The city of Louvre",
     "Tower Louvre is a museum monument",
     *CONTEXT_PREFIXES,
-)
-EIFFEL = Edit(
-    subject="Eiffel Tower",
-    relation="city",
-    prompt="The city of {}",
-    target_new="Rome",
-    target_true="Paris",
-)
-LOUVRE = Edit(
-    subject="Louvre",
-    relation="city",
-    prompt="The city of {}",
-    target_new="Rome",
-    target_true="Paris",
-)
-PARAMS = WeightEditParams(
-    rome=RomeParams(layer=1, steps=30, lr=0.5),
-    memit=MemitParams(layers=(0, 1), steps=30, lam=1.0),
-    stats=StatsParams(mode="identity"),
 )
 
 
@@ -60,7 +39,7 @@ def _loaded(seed: int = 0) -> LoadedModel:
 def _editor(root: Path, seed: int = 0) -> WeightEditor:
     loaded = _loaded(seed)
     store = DeltaStore(root, loaded.identity)
-    editor = WeightEditor(loaded, store, corpus=(), cache_dir=root / "cache", params=PARAMS)
+    editor = WeightEditor(loaded, store, corpus=(), cache_dir=root / "cache", params=TINY_PARAMS)
     editor.reapply()
     return editor
 
