@@ -142,6 +142,23 @@ def edit_rm(ctx: typer.Context, edit_id: str) -> None:
     """Delete an edit (undo brings it back)."""
     _memory(ctx).delete(edit_id)
     typer.echo(f"deleted {edit_id}")
+    _warn_if_in_weights(_settings(ctx), edit_id)
+
+
+def _warn_if_in_weights(settings: Settings, edit_id: str) -> None:
+    """A deleted edit that ``kme whitebox apply`` wrote into the local weights stays there
+    (a weight delta is undone newest first, not picked out): say so, and how to undo it."""
+    if not any(settings.weights_root.glob("*/manifest.json")):
+        return  # nothing written into any weights: no need to import torch
+    from kme_rag.whitebox.deltastore import written_edits
+
+    delta = written_edits(settings.weights_root).get(edit_id)
+    if delta is not None:
+        typer.echo(
+            f"note: {edit_id} is still written into the local weights (delta {delta}); "
+            "`kme whitebox list` shows the deltas, `kme whitebox undo` removes the newest",
+            err=True,
+        )
 
 
 @edit_app.command("history")
@@ -163,7 +180,10 @@ def edit_history(
 @edit_app.command("undo")
 def edit_undo(ctx: typer.Context) -> None:
     """Revert the newest change (an add, an import or a delete)."""
-    typer.echo(_memory(ctx).undo().describe())
+    result = _memory(ctx).undo()
+    typer.echo(result.describe())
+    for edit_id in result.removed:
+        _warn_if_in_weights(_settings(ctx), edit_id)
 
 
 @edit_app.command("import")

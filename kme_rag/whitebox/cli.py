@@ -147,9 +147,15 @@ def apply(
 
 @whitebox_app.command("list")
 def list_deltas(ctx: typer.Context) -> None:
-    """The weight edits applied to the local model, oldest first."""
+    """The weight edits applied to the local model, oldest first; edits no longer active
+    in the memory (deleted or superseded since) are marked."""
+    from kme_rag.memory.store import EditMemory
+
+    active = {e.id for e in EditMemory.open(_settings(ctx)).edits()}
     for record in _open(ctx).records:
-        edits = ", ".join(record.edit_ids)
+        edits = ", ".join(
+            i if i in active else f"{i} (not active in memory)" for i in record.edit_ids
+        )
         typer.echo(f"{record.id}  {record.method}  {record.created_at}  {edits}")
 
 

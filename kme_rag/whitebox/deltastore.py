@@ -26,7 +26,7 @@ from typing import Any
 from kme_rag.errors import NothingToUndoError, WhiteboxError
 from kme_rag.whitebox.delta import WeightDelta, delta_from_bytes, delta_to_bytes
 
-__all__ = ["DeltaRecord", "DeltaStore"]
+__all__ = ["DeltaRecord", "DeltaStore", "written_edits"]
 
 MANIFEST = "manifest.json"
 
@@ -113,3 +113,14 @@ class DeltaStore:
         self._save_manifest(records)
         (self.folder / last.file).unlink(missing_ok=True)
         return last
+
+
+def written_edits(root: Path) -> dict[str, str]:
+    """Edit id → the newest delta writing it, over every model's folder under ``root``
+    (read from the manifests alone: no model is loaded)."""
+    written: dict[str, str] = {}
+    for manifest in sorted(root.glob(f"*/{MANIFEST}")):
+        for data in json.loads(manifest.read_text())["deltas"]:
+            for edit_id in data["edit_ids"]:
+                written[edit_id] = data["id"]
+    return written

@@ -169,3 +169,26 @@ def test_bench_mquake_kme_walks_with_and_without_known_facts(
     # MQuAKE-T edits a head of state/government: every walked chain crosses an edit
     assert plain["hop_sources"]["edit"] > 0 and plain["hop_sources"]["known"] == 0
     assert known["hop_sources"]["known"] > 0
+
+
+def test_deleting_an_edit_written_into_the_weights_says_it_is_still_there(
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    from kme_rag.whitebox.delta import LayerDelta, WeightDelta
+    from kme_rag.whitebox.deltastore import DeltaStore
+
+    store = tmp_path / "store"
+    add = ("edit", "add", "--relation", "capital", "--subject")
+    kept = kme(store, *add, "Japan", "--new", "Kyoto").stdout.strip()
+    written = kme(store, *add, "France", "--new", "Lyon").stdout.strip()
+    # as `kme whitebox apply` leaves it: one delta on disk naming the edit it wrote
+    delta = WeightDelta(
+        "rome", (LayerDelta("layer", left=torch.ones(2, 1), right=torch.ones(3, 1)),)
+    )
+    record = DeltaStore(store / "weights", "test:model").append(delta, (written,), 1.0)
+
+    assert "still written" not in kme(store, "edit", "rm", kept).stderr
+    warned = kme(store, "edit", "rm", written).stderr
+    assert f"{written} is still written into the local weights (delta {record.id})" in warned
