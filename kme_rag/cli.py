@@ -9,6 +9,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -142,18 +143,19 @@ def edit_rm(ctx: typer.Context, edit_id: str) -> None:
     """Delete an edit (undo brings it back)."""
     _memory(ctx).delete(edit_id)
     typer.echo(f"deleted {edit_id}")
-    _warn_if_in_weights(_settings(ctx), edit_id)
+    _warn_if_in_weights(_settings(ctx), (edit_id,))
 
 
-def _warn_if_in_weights(settings: Settings, edit_id: str) -> None:
+def _warn_if_in_weights(settings: Settings, edit_ids: Sequence[str]) -> None:
     """A deleted edit that ``kme whitebox apply`` wrote into the local weights stays there
     (a weight delta is undone newest first, not picked out): say so, and how to undo it."""
     if not any(settings.weights_root.glob("*/manifest.json")):
         return  # nothing written into any weights: no need to import torch
     from kme_rag.whitebox.deltastore import written_edits
 
-    delta = written_edits(settings.weights_root).get(edit_id)
-    if delta is not None:
+    written = written_edits(settings.weights_root)  # the manifests, read once
+    for edit_id in (i for i in edit_ids if i in written):
+        delta = written[edit_id]
         typer.echo(
             f"note: {edit_id} is still written into the local weights (delta {delta}); "
             "`kme whitebox list` shows the deltas, `kme whitebox undo` removes the newest",
@@ -182,8 +184,7 @@ def edit_undo(ctx: typer.Context) -> None:
     """Revert the newest change (an add, an import or a delete)."""
     result = _memory(ctx).undo()
     typer.echo(result.describe())
-    for edit_id in result.removed:
-        _warn_if_in_weights(_settings(ctx), edit_id)
+    _warn_if_in_weights(_settings(ctx), result.removed)
 
 
 @edit_app.command("import")

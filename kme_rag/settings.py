@@ -27,9 +27,9 @@ Keys = Annotated[tuple[str, ...], NoDecode]  # env: comma-separated, "k1,k2"
 def default_data_dir() -> Path:
     """``../shared/data`` from the working directory when it is there, else beside the
     checkout this package runs from (so ``kme bench`` works from any folder of it)."""
-    here = Path("../shared/data")
+    here = Path("../shared/data")  # made absolute by Settings' validator
     if here.is_dir():
-        return here.resolve()
+        return here
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

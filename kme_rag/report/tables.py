@@ -137,7 +137,7 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
             " (known facts, labelled mode)" if "known" in str(d.get("mode")) else ""
         )
         label += ", one case's edits at a time" if d.get("edits_mode") == "one" else ""
-        label += ", on the MEMIT-edited weights" if d.get("hops_probed_on") else ""
+        label += ", on the MEMIT-edited weights" if d["method"] == "kme+weights" else ""
         lat = d.get("latency_ms_per_question", {})
         rows.append(
             [

@@ -120,7 +120,6 @@ def written_edits(root: Path) -> dict[str, str]:
     (read from the manifests alone: no model is loaded)."""
     written: dict[str, str] = {}
     for manifest in sorted(root.glob(f"*/{MANIFEST}")):
-        for data in json.loads(manifest.read_text())["deltas"]:
-            for edit_id in data["edit_ids"]:
-                written[edit_id] = data["id"]
+        for record in map(DeltaRecord.from_json, json.loads(manifest.read_text())["deltas"]):
+            written.update(dict.fromkeys(record.edit_ids, record.id))
     return written
