@@ -6,7 +6,8 @@ and each model is loaded and freed once. The settings travel in the environment 
 ``KME_*`` variables). A manifest (``bench-all.json``) records every run's command,
 exit status, lane and seconds, and the whole plan's wall time; it is rewritten after
 every run (``bench-all-partial.json`` until the plan is done), so an interrupted run
-leaves what it finished.
+leaves what it finished. A run of some of the plan (``only``) writes its own manifest,
+``bench-all-only-<start time>.json``, and leaves the whole plan's manifests alone.
 
 Lanes: ``jobs`` processes run at once, each on its own share of the CPUs (pinned with
 ``taskset`` where it exists) with that many torch / llama.cpp / embedding threads, each
@@ -34,7 +35,7 @@ from typing import Any
 from kme_rag.report.plan import Run, Size, chains, plan, select
 from kme_rag.settings import Settings
 
-__all__ = ["bench_all", "lane_cpus", "results_folder", "run_one"]
+__all__ = ["bench_all", "lane_cpus", "manifest_name", "results_folder", "run_one"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,14 @@ def run_one(
     }
 
 
+def manifest_name(complete: bool, only: Sequence[str] = (), started: str = "") -> str:
+    """The manifest's file name: the whole plan's (``bench-all.json``, or
+    ``bench-all-partial.json`` while it runs), or a selection's own, named by its start."""
+    if only:
+        return f"bench-all-only-{started}.json"
+    return "bench-all.json" if complete else "bench-all-partial.json"
+
+
 def _write_manifest(
     folder: Path,
     size: Size,
@@ -100,18 +109,21 @@ def _write_manifest(
     wall: float,
     complete: bool,
     jobs: int,
+    only: Sequence[str] = (),
+    started: str = "",
 ) -> None:
     manifest = {
         "kind": "bench-all",
         "size": size,
         "complete": complete,
+        "only": list(only),
         "jobs": jobs,
         "runs": list(runs),
         "wall_seconds": round(wall, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count()},
     }
-    name = "bench-all.json" if complete else "bench-all-partial.json"
+    name = manifest_name(complete, only, started)
     tmp = folder / f".{name}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, folder / name)
@@ -144,6 +156,7 @@ def bench_all(
     lanes = lane_cpus(jobs or len(cpus), cpus)
     pending = chains(runs)
     start = time.perf_counter()
+    started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     done: list[dict[str, Any]] = []
     lock = threading.Lock()
     bar = tqdm(total=len(runs), desc="bench all", unit="run", file=sys.stderr)
@@ -161,14 +174,21 @@ def bench_all(
                     done.append(record)
                     bar.update(1)
                     _write_manifest(
-                        folder, size, done, time.perf_counter() - start, False, len(lanes)
+                        folder,
+                        size,
+                        done,
+                        time.perf_counter() - start,
+                        False,
+                        len(lanes),
+                        only,
+                        started,
                     )
 
     with bar, ThreadPoolExecutor(len(lanes)) as pool:
         for future in [pool.submit(lane, i) for i in range(len(lanes))]:
             future.result()
     wall = time.perf_counter() - start
-    _write_manifest(folder, size, done, wall, complete=not only, jobs=len(lanes))
+    _write_manifest(folder, size, done, wall, not only, len(lanes), only, started)
     if not only:
         (folder / "bench-all-partial.json").unlink(missing_ok=True)
     folders = [folder] if quick else None

@@ -33,6 +33,7 @@ from kme_rag.whitebox.prompts import (
     model_device,
     pad_batch,
 )
+from kme_rag.whitebox.target import logits_at
 
 __all__ = [
     "CONTEXT_PREFIXES",
@@ -181,17 +182,23 @@ def score_targets(
     if not prompt_ids or not targets or not all(targets):
         raise WhiteboxError("expected a non-empty prompt and non-empty targets")
     device = model_device(model)
-    rows = [[*prompt_ids, *target[:-1]] for target in targets]
-    ids, mask = pad_batch(rows, device)
+    ids, mask = pad_batch([[*prompt_ids, *target[:-1]] for target in targets], device)
+    start = len(prompt_ids) - 1  # the logits that predict each target's first token
+    rows = torch.tensor([row for row, t in enumerate(targets) for _ in t], device=device)
+    positions = torch.tensor([start + i for t in targets for i in range(len(t))], device=device)
     with eval_mode(model):
-        logits = model(input_ids=ids, attention_mask=mask).logits  # (b, t, V)
-    start = len(prompt_ids) - 1
-    scores = []
-    for row, target in enumerate(targets):
-        positions = torch.arange(start, start + len(target), device=device)
-        logp = logits[row, positions].float().log_softmax(-1)  # (T, V)
-        picked = logp.gather(-1, torch.tensor(target, device=device)[:, None])  # (T, 1)
-        scores.append(TargetScore(float(picked.sum()), len(target)))
+        logits = logits_at(model, ids, mask, rows, positions)  # (sum of T, V): read places only
+    picked = (
+        logits.float()
+        .log_softmax(-1)
+        .gather(-1, torch.tensor([token for t in targets for token in t], device=device)[:, None])[
+            :, 0
+        ]
+    )
+    scores, offset = [], 0
+    for target in targets:
+        scores.append(TargetScore(float(picked[offset : offset + len(target)].sum()), len(target)))
+        offset += len(target)
     return scores
 
 

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from kme_rag.errors import ValidationError
+from kme_rag.report import run_all
 from kme_rag.report.build import write_report
 from kme_rag.report.plan import METHODS, chains, plan, select
 from kme_rag.report.results import classify, load_results
-from kme_rag.report.run_all import lane_cpus
+from kme_rag.report.run_all import lane_cpus, manifest_name
+from kme_rag.settings import Settings
 
 
 def counts(cases: int, eff: int, gen: int, loc: int) -> dict[str, int]:
@@ -234,3 +236,33 @@ def test_lanes_deal_out_the_cpus() -> None:
     assert lane_cpus(3, [4, 5]) == [[4], [5], [4]]  # more lanes than CPUs: they share
     with pytest.raises(ValueError):
         lane_cpus(0, [0])
+
+
+def test_a_selection_writes_its_own_manifest_and_keeps_the_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert manifest_name(True) == "bench-all.json"
+    assert manifest_name(False) == "bench-all-partial.json"
+    assert manifest_name(False, ("zsre-none",), "20261201T150000") == (
+        "bench-all-only-20261201T150000.json"
+    )
+    folder = run_all.results_folder(tmp_path, quick=False)
+    folder.mkdir(parents=True)
+    plan_manifest = folder / "bench-all-partial.json"
+    plan_manifest.write_text('{"kind": "bench-all", "runs": []}')
+    ran: list[str] = []
+
+    def run_one(run: Any, out: Path, env: Any, cpus: Any = None) -> dict[str, Any]:
+        ran.append(run.name)  # the runs themselves: tests/integration/test_report_bench_all.py
+        return {"name": run.name, "method": run.method, "returncode": 0, "seconds": 1.0}
+
+    monkeypatch.setattr(run_all, "run_one", run_one)
+    names = ("zsre-none", "mquake-cf3k-kme")
+    run_all.bench_all(Settings(), tmp_path, quick=False, only=names, jobs=1)
+
+    assert sorted(ran) == sorted(names)
+    assert plan_manifest.read_text() == '{"kind": "bench-all", "runs": []}'
+    (own,) = folder.glob("bench-all-only-*.json")
+    manifest = json.loads(own.read_text())
+    assert manifest["only"] == list(names) and not manifest["complete"]
+    assert [r["name"] for r in manifest["runs"]] == ran
