@@ -16,6 +16,7 @@ from kme_rag.report.stats import newcombe_difference
 
 __all__ = [
     "VIEWS",
+    "latency_cell",
     "method_label",
     "multihop_table",
     "probability_table",
@@ -44,11 +45,14 @@ def _count(data: dict[str, Any], key: str) -> int | None:
     return None if value is None else int(value)
 
 
-def _ms(data: dict[str, Any]) -> str:
+def latency_cell(data: dict[str, Any]) -> str:
+    """``p50 / p95`` ms of a result's answers; for answers decoded several prompts per
+    call (the weights runs), per prompt, with the call's size."""
     lat = data.get("latency_ms") or {}
     if "p50" not in lat:
         return DASH
-    return f"{lat['p50']:.0f} / {lat['p95']:.0f}"
+    rows = lat.get("batch_rows")
+    return f"{lat['p50']:.0f} / {lat['p95']:.0f}" + (f" ({rows} per call)" if rows else "")
 
 
 def _single_row(result: Result) -> list[str]:
@@ -63,7 +67,7 @@ def _single_row(result: Result) -> list[str]:
         share_cell(_count(d, "locality_same"), n),
         share_cell(_count(d, "locality_unrelated_same"), unrelated_n),
         share_cell(_count(d, "locality_leak"), n),
-        _ms(d),
+        latency_cell(d),
         str(d.get("prompt_tokens_per_question") or DASH),
         f"`{result.path}`",
     ]
@@ -194,7 +198,7 @@ def scalability_table(result: Result) -> list[str]:
                 *_point_cells(p),
                 str(len(p.get("superseded", []))),
                 *_active_cells(p),
-                _ms(p),
+                latency_cell(p),
                 f"{p['import_seconds']:.1f}",
             ]
         )

@@ -18,6 +18,7 @@ from kme_rag.report.measures import PerEdit, retainability_estimates, rome_retai
 from kme_rag.report.results import Result, Results
 from kme_rag.report.tables import (
     VIEWS,
+    latency_cell,
     method_label,
     multihop_table,
     probability_table,
@@ -332,8 +333,7 @@ def _cost(results: Results) -> list[str]:
             edit = f"{secs['batch']:.0f} s for {d.get('n')} edits (one batch)" + _reused(d)
         else:
             edit = DASH
-        lat = d.get("latency_ms") or {}
-        ms = f"{lat['p50']:.0f} / {lat['p95']:.0f}" if "p50" in lat else DASH
+        ms = latency_cell(d)
         rows.append(
             [
                 method_label(d),

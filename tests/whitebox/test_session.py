@@ -1,20 +1,24 @@
-"""WeightEditor on a tiny Llama with a word tokenizer: write, persist, reopen, undo, route."""
+"""WeightEditor on a tiny Llama with a word tokenizer: write, persist, reopen, undo, route,
+and the benchmark rows built on it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 import torch
 
 from kme_rag.errors import NothingToUndoError, WhiteboxError
+from kme_rag.evaluation import Case
 from kme_rag.memory.edit import Edit
 from kme_rag.whitebox.architectures import architecture_of, get_module, read_projection
+from kme_rag.whitebox.bench import WeightBenchParams, run_weight_cases, summarise_weights
 from kme_rag.whitebox.deltastore import DeltaStore
 from kme_rag.whitebox.loading import LoadedModel
 from kme_rag.whitebox.requests import CONTEXT_PREFIXES, probability_metrics
-from kme_rag.whitebox.session import WeightEditor
+from kme_rag.whitebox.session import Method, WeightEditor
 from tests.edits import EIFFEL, LOUVRE, TINY_PARAMS
 from tests.whitebox.tiny import all_equal, parameters_snapshot, tiny_llama
 from tests.whitebox.words import word_tokenizer
@@ -144,3 +148,44 @@ def test_the_weights_backend_answers_from_the_edited_weights(tmp_path: Path) -> 
     assert batch[0] == after  # left padding does not change the answer
     projection = get_module(editor.loaded.model, "model.layers.1.mlp.down_proj")
     assert read_projection(projection).dtype == torch.float32
+
+
+def _case(case_id: str, edit: Edit) -> Case:
+    return Case(case_id, edit, "cloze", edit.cloze(), edit.cloze(), "The city of", "Paris")
+
+
+@pytest.mark.parametrize(("method", "edits_mode"), [("memit", "all"), ("rome", "one")])
+def test_bench_rows_score_and_answer_every_case_whatever_the_call_size(
+    tmp_path: Path, method: Method, edits_mode: Literal["one", "all"]
+) -> None:
+    cases = [_case("0", EIFFEL), _case("1", LOUVRE)]
+
+    def rows(batch: int) -> list[dict[str, Any]]:
+        editor = _editor(tmp_path / f"{method}-{batch}")
+        pristine = parameters_snapshot(editor.loaded.model)
+        params = WeightBenchParams(
+            method=method, edits_mode=edits_mode, max_tokens=1, answer_batch=batch
+        )
+        out = list(run_weight_cases(cases, editor, params))
+        if edits_mode == "one":  # every case was undone before the next
+            assert all_equal(editor.loaded.model, pristine)
+        return out
+
+    one, batched = rows(1), rows(3)
+    assert [r["case_id"] for r in batched] == ["0", "1"]
+    for a, b in zip(one, batched, strict=True):
+        assert a["probability"] == b["probability"]
+        for probe in ("prompt", "paraphrase", "locality"):
+            assert (a[probe]["text"], a[probe]["reference"]) == (
+                b[probe]["text"],
+                b[probe]["reference"],
+            )
+    first = batched[0]
+    assert first["probability"]["logprob_new"] > first["unedited_probability"]["logprob_new"]
+    assert first["prompt"]["reference"].strip() != "Rome"
+    if method == "rome":  # the tiny MEMIT raises P(new) without always making it the top word
+        assert first["prompt"]["text"].strip() == "Rome"
+    calls = 6 if edits_mode == "all" else 3  # both cases in one call; one case per call
+    assert batched[0]["prompt"]["batch_rows"] == calls and one[0]["prompt"]["batch_rows"] == 3
+    summary = summarise_weights(batched)
+    assert summary["generation_cases"] == 2 and summary["latency_ms"]["batch_rows"] == calls
