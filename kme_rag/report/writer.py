@@ -330,7 +330,8 @@ def _cost(results: Results) -> list[str]:
         elif method == "rome" and secs.get("per_edit_p50") is not None:
             edit = f"{secs['per_edit_p50']:.1f} s p50 / {secs['per_edit_p95']:.1f} s p95 per edit"
         elif secs.get("batch") is not None:
-            edit = f"{secs['batch']:.0f} s for {d.get('n')} edits (one batch)" + _reused(d)
+            written = d.get("edits_written") or d.get("n")  # kme+weights: may ask fewer
+            edit = f"{secs['batch']:.0f} s for {written} edits (one batch)" + _reused(d)
         else:
             edit = DASH
         ms = latency_cell(d)

@@ -189,6 +189,23 @@ def test_report_draws_every_figure_and_keeps_anchors_apart(root: Path) -> None:
     assert "not found" in anchors
 
 
+def test_cost_row_counts_the_edits_written_and_the_call_size(root: Path) -> None:
+    folder = root / "results" / "2026-12-01"
+    latency = {"p50": 450.0, "p95": 520.0, "batch_rows": 24}
+    written = {"edits_written": 200, "edit_seconds": {"batch": 70.0, "per_edit": 0.35}}
+    write(
+        folder, "counterfact-kme+weights.json", single("kme+weights", "2026-12-01", 76, **written)
+    )
+    memit = single("memit", "2026-12-01", 76, latency_ms=latency, edits_mode="all")
+    probs = {"efficacy": 0.9, "paraphrase": 0.8, "neighbourhood": 0.7}
+    memit.update(probability=probs, unedited_probability=probs, edit_seconds={"batch": 66.0})
+    write(folder, "counterfact-memit-all.json", memit)
+    cost = write_report(root).read_text().split("## Cost")[1].split("##")[0]
+    # kme+weights asked 500 cases of a store whose 200 edits were all written
+    assert "| kme+weights | 70 s for 200 edits (one batch)" in cost
+    assert "| 450 / 520 (24 per call) |" in cost  # per prompt, decoded 24 at a time
+
+
 def test_classify_reads_content_not_names() -> None:
     assert classify({"kind": "scalability"}) == "scalability"
     assert classify({"dataset": "mquake:x.json", "metrics": {}}) == "multihop"
