@@ -3,7 +3,9 @@
 A result's *kind* comes from its content, never its file name: ``kind`` (curves, the
 bench-all manifest), ``dataset`` starting with ``mquake:`` (multi-hop), ``probability``
 (ROME/MEMIT), else ``metrics`` with ``efficacy`` (single-hop). When several results
-measure the same thing (same kind, dataset, method and variant), the newest ``date`` wins.
+measure the same thing (same kind, dataset, method and variant — for a weight edit of all
+edits at once, the same batch size; for a bench-all manifest, the same selection of runs),
+the newest ``date`` wins.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ class Result:
     @property
     def key(self) -> tuple[str, ...]:
         d = self.data
+        if self.kind == "bench-all":  # the whole plan, or one selection of its runs
+            return (self.kind, str(d.get("size")), ",".join(d.get("only") or ()))
         variant = str(d.get("scope") or d.get("mode") or "")
+        if self.kind == "weights" and d.get("edits_mode") == "all":
+            variant += f"batch {d.get('n')}"  # MEMIT of 200 and of 1,000 edits: two regimes
         return (
             self.kind,
             str(d.get("dataset")),

@@ -206,6 +206,24 @@ def test_cost_row_counts_the_edits_written_and_the_call_size(root: Path) -> None
     assert "| 450 / 520 (24 per call) |" in cost  # per prompt, decoded 24 at a time
 
 
+def test_batches_of_other_sizes_and_plan_selections_are_kept_apart(root: Path) -> None:
+    folder = root / "results" / "2026-12-01"
+    probs = {"efficacy": 0.9, "paraphrase": 0.8, "neighbourhood": 0.7}
+    for n in (200, 1000):
+        memit = single("memit", f"2026-12-01T1{n // 1000}:00:00", 76, n=n, edits_mode="all")
+        memit.update(probability=probs, unedited_probability=probs, edit_seconds={"batch": 6.0})
+        write(folder, f"counterfact-memit-{n}.json", memit)
+    plan = {"kind": "bench-all", "size": "full", "jobs": 2, "wall_seconds": 9602.0}
+    run = {"name": "zsre-none", "seconds": 686.0, "lane": 1}
+    write(folder, "bench-all-partial.json", {**plan, "complete": False, "runs": [run]})
+    only = {**plan, "only": ["mquake-cf3k-kme"], "date": "2026-12-01T17:00:00"}
+    write(folder, "bench-all-only-x.json", {**only, "runs": [{**run, "name": "mquake-cf3k-kme"}]})
+    report = write_report(root).read_text()
+    assert "| counterfact: memit, one batch of 200 | 200 |" in report
+    assert "| counterfact: memit, one batch of 1000 | 1000 |" in report
+    assert "- zsre-none: 686 s (lane 1)" in report and "- mquake-cf3k-kme: 686 s" in report
+
+
 def test_classify_reads_content_not_names() -> None:
     assert classify({"kind": "scalability"}) == "scalability"
     assert classify({"dataset": "mquake:x.json", "metrics": {}}) == "multihop"
