@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from kme_rag.evaluation import load_cases
+from kme_rag.provenance import provenance
 from kme_rag.settings import Settings
 from kme_rag.whitebox.bench import probability_scores
 from kme_rag.whitebox.session import WeightEditor, WeightEditParams
@@ -64,18 +61,14 @@ def main() -> None:
         }
         print(json.dumps(run), flush=True)
         runs.append(run)
+    measured = provenance("python benchmarks/memit_lambda.py")
+    measured["machine"]["torch_threads"] = torch.get_num_threads()
     args.out.write_text(
         json.dumps(
             {
                 "default_lam": default.lam,
                 "runs": runs,
-                "command": " ".join(["python benchmarks/memit_lambda.py", *sys.argv[1:]]),
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": {
-                    "cores": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "torch_threads": torch.get_num_threads(),
-                },
+                **measured,
             },
             indent=2,
         )

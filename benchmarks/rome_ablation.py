@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from kme_rag.evaluation import counterfact_cases
+from kme_rag.provenance import provenance
 from kme_rag.settings import Settings
 from kme_rag.whitebox.bench import probability_scores
 from kme_rag.whitebox.rome import RomeParams
@@ -75,18 +73,14 @@ def main() -> None:
             "seconds_p50": round(statistics.median(seconds), 2),
         }
         print(name, results[name])
+    measured = provenance("python benchmarks/rome_ablation.py")
+    measured["machine"]["torch_threads"] = torch.get_num_threads()
     args.out.write_text(
         json.dumps(
             {
                 "n": len(cases),
                 "configs": results,
-                "command": " ".join(["python benchmarks/rome_ablation.py", *sys.argv[1:]]),
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": {
-                    "cores": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "torch_threads": torch.get_num_threads(),
-                },
+                **measured,
             },
             indent=2,
         )

@@ -494,15 +494,9 @@ def _bench_weights(weights: Any, dataset: str, cases: list[Any], params: Any, ou
 
 def _provenance() -> dict[str, Any]:
     """The command, date and machine a result was measured with."""
-    import os
-    import platform
-    from datetime import datetime, timezone
+    from kme_rag.provenance import provenance
 
-    return {
-        "command": " ".join(["kme", *sys.argv[1:]]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
-    }
+    return provenance()
 
 
 def _require_data(data_dir: Path) -> None:
