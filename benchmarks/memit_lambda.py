@@ -23,7 +23,8 @@ from kme_rag.evaluation import load_cases
 from kme_rag.provenance import provenance
 from kme_rag.settings import Settings
 from kme_rag.whitebox.bench import probability_scores
-from kme_rag.whitebox.session import WeightEditor, WeightEditParams
+from kme_rag.whitebox.session import WeightEditor
+from kme_rag.whitebox.targetcache import TargetCacheCounts
 
 SCORES = ("efficacy", "paraphrase", "neighbourhood")
 
@@ -39,11 +40,13 @@ def main() -> None:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     cases = load_cases("counterfact", settings.data_dir, args.n, None)
-    default = WeightEditor.open_scratch(settings).memit_params()
+    weights = WeightEditor.open_scratch(settings)  # one model load: λ is read at each write
+    default = weights.memit_params()
     runs = []
     for scale in args.scale:
         memit = dataclasses.replace(default, lam=default.lam * scale)
-        weights = WeightEditor.open_scratch(settings, params=WeightEditParams(memit=memit))
+        weights.params = dataclasses.replace(weights.params, memit=memit)
+        weights.target_counts = TargetCacheCounts()  # this λ's own counts
         start = time.perf_counter()
         weights.write([c.edit for c in cases], "memit")
         seconds = time.perf_counter() - start

@@ -20,6 +20,7 @@ from kme_rag.errors import KmeError, ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import Format
 from kme_rag.memory.store import EditMemory
+from kme_rag.provenance import provenance
 from kme_rag.server.cli import serve
 from kme_rag.settings import Settings
 from kme_rag.whitebox.cli import whitebox_app
@@ -433,7 +434,7 @@ def _bench_mquake(
         out,
         dataset=path.name,
         known_path=path if known_facts else None,
-        provenance=_provenance(),
+        provenance=provenance(),
         weights=weights,
     )
     _echo_json(summary["metrics"])
@@ -483,20 +484,13 @@ def _bench_weights(weights: Any, dataset: str, cases: list[Any], params: Any, ou
         # by a ROME run before this MEMIT run): their first optimisation is not in this
         # run's edit time but in reused_seconds
         "target_cache": dataclasses.asdict(weights.target_counts),
-        **_provenance(),
+        **provenance(),
         "cases_file": cases_path.name,
     }
     summary["machine"]["torch_threads"] = torch.get_num_threads()
     out.write_text(json.dumps(summary, indent=2) + "\n")
     keys = ("probability", "unedited_probability", "metrics", "edit_seconds")
     _echo_json({k: summary[k] for k in keys if k in summary})
-
-
-def _provenance() -> dict[str, Any]:
-    """The command, date and machine a result was measured with."""
-    from kme_rag.provenance import provenance
-
-    return provenance()
 
 
 def _require_data(data_dir: Path) -> None:
@@ -612,7 +606,7 @@ def bench(
         kind = cast(Literal["scalability", "retainability"], dataset)
         how = cast(Literal["kme", "rome", "memit"], method)
         weights = _scratch_weights(_settings(ctx), stats_samples) if how != "kme" else None
-        summary = bench_curve(_settings(ctx), kind, curve, out, _provenance(), how, weights)
+        summary = bench_curve(_settings(ctx), kind, curve, out, provenance(), how, weights)
         _echo_json([{k: v for k, v in p.items() if k != "add_seconds"} for p in summary["points"]])
         return
 
@@ -645,7 +639,7 @@ def bench(
         cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
         weights = _scratch_weights(settings, stats_samples)
         summary = bench_consolidated(
-            settings, dataset, cases, out, _provenance(), max_tokens, weights, generate_n
+            settings, dataset, cases, out, provenance(), max_tokens, weights, generate_n
         )
         _echo_json({k: summary[k] for k in ("metrics", "edit_seconds")})
         return
@@ -698,7 +692,7 @@ def bench(
         "n": len(rows),
         "edits_mode": edits,
         **summarise(rows),
-        **_provenance(),
+        **provenance(),
         "cases_file": cases_path.name,
     }
     out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -103,27 +103,16 @@ def manifest_name(complete: bool, only: Sequence[str] = (), started: str = "") -
 
 
 def _write_manifest(
-    folder: Path,
-    size: Size,
-    runs: Sequence[dict[str, Any]],
-    wall: float,
-    complete: bool,
-    jobs: int,
-    only: Sequence[str] = (),
-    started: str = "",
+    folder: Path, name: str, header: dict[str, Any], runs: Sequence[dict[str, Any]], wall: float
 ) -> None:
+    """(Re)write ``folder/name`` atomically: ``header``, the runs so far and the wall time."""
     manifest = {
-        "kind": "bench-all",
-        "size": size,
-        "complete": complete,
-        "only": list(only),
-        "jobs": jobs,
+        **header,
         "runs": list(runs),
         "wall_seconds": round(wall, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count()},
     }
-    name = manifest_name(complete, only, started)
     tmp = folder / f".{name}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, folder / name)
@@ -157,6 +146,8 @@ def bench_all(
     pending = chains(runs)
     start = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    header = {"kind": "bench-all", "size": size, "only": list(only), "jobs": len(lanes)}
+    running = manifest_name(False, only, started)
     done: list[dict[str, Any]] = []
     lock = threading.Lock()
     bar = tqdm(total=len(runs), desc="bench all", unit="run", file=sys.stderr)
@@ -173,24 +164,18 @@ def bench_all(
                 with lock:
                     done.append(record)
                     bar.update(1)
-                    _write_manifest(
-                        folder,
-                        size,
-                        done,
-                        time.perf_counter() - start,
-                        False,
-                        len(lanes),
-                        only,
-                        started,
-                    )
+                    partial = {**header, "complete": False}
+                    _write_manifest(folder, running, partial, done, time.perf_counter() - start)
 
     with bar, ThreadPoolExecutor(len(lanes)) as pool:
         for future in [pool.submit(lane, i) for i in range(len(lanes))]:
             future.result()
     wall = time.perf_counter() - start
-    _write_manifest(folder, size, done, wall, not only, len(lanes), only, started)
-    if not only:
-        (folder / "bench-all-partial.json").unlink(missing_ok=True)
+    complete = not only
+    final = manifest_name(complete, only, started)
+    _write_manifest(folder, final, {**header, "complete": complete}, done, wall)
+    if complete:
+        (folder / running).unlink(missing_ok=True)
     folders = [folder] if quick else None
     name = "REPORT-quick.md" if quick else "REPORT.md"
     return write_report(root, folders=folders, name=name)
