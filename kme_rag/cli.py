@@ -570,6 +570,11 @@ def bench(
         min=1,
         help="all: runs at once, each pinned to its share of the CPUs (default: one per CPU).",
     ),
+    references: Path | None = typer.Option(
+        None,
+        help="ike/kme: the JSON of a --method none run of these cases; its unedited answers "
+        "are reused, asked again on every 4th case only (latency, and a check).",
+    ),
 ) -> None:
     """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop:
     the unedited model, MeLLo, or the graph walk), greedy decoding; ``all`` runs every
@@ -614,6 +619,7 @@ def bench(
     from kme_rag.evaluation import (
         Dataset,
         Method,
+        StoredReferences,
         build_editor,
         load_cases,
         run_cases,
@@ -621,6 +627,8 @@ def bench(
     )
 
     _check_choice("dataset", dataset, ("counterfact", "zsre", "mquake"))
+    if references is not None and (dataset == "mquake" or method not in ("ike", "kme")):
+        raise ValidationError("expected --references with counterfact or zsre, --method ike/kme")
     if dataset == "mquake":
         _check_choice("method", method, ("none", "mello", "kme", "kme+weights"))
         _check_choice("edits", edits, ("one", "all"))
@@ -657,9 +665,14 @@ def bench(
         _bench_weights(_scratch_weights(settings, stats_samples), dataset, cases, params, out)
         return
     cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
+    backend = make_backend(settings)
+    stored = None
+    if references is not None:
+        stored = StoredReferences.load(
+            references, dataset=dataset, model=backend.name, max_tokens=max_tokens
+        )
     store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
     memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
-    backend = make_backend(settings)
     editor = build_editor(
         cast(Method, method),
         backend,
@@ -680,6 +693,7 @@ def bench(
             editor,
             edits_mode=cast(Literal["one", "all"], edits),
             max_tokens=max_tokens,
+            stored=stored,
         ):
             rows.append(row)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -691,7 +705,9 @@ def bench(
         "model": backend.name,
         "n": len(rows),
         "edits_mode": edits,
+        "max_tokens": max_tokens,
         **summarise(rows),
+        "references": None if stored is None else stored.summary(),
         **provenance(),
         "cases_file": cases_path.name,
     }

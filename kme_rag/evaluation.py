@@ -10,6 +10,12 @@ Metrics follow the knowledge-editing survey (Section 4):
 - latency per question (p50/p95) against the unedited model on the same prompts, and
   prompt tokens sent per question.
 
+The unedited answers can come from an earlier ``--method none`` run of the same cases on
+the same model (:class:`StoredReferences`): greedy decoding gives the same text run to run,
+so they are read back instead of asked again, except on every ``live_every``-th case, where
+they are asked live beside the edited answer (the latency comparison, and a check that the
+stored text is still what the model says).
+
 Matching is one function, :func:`contains_answer`, on normalised text.
 """
 
@@ -19,8 +25,8 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +41,7 @@ from kme_rag.memory.store import EditMemory
 __all__ = [
     "Case",
     "PromptKind",
+    "StoredReferences",
     "contains_answer",
     "counterfact_cases",
     "locality_conflicts",
@@ -117,6 +124,50 @@ class Probe:
     prompt_tokens: int | None
 
 
+@dataclass
+class StoredReferences:
+    """Unedited answers by question, read from an earlier run (``source``), and what
+    :func:`run_cases` did with them: ``reused`` answers read back, ``asked`` live (every
+    ``live_every``-th case, and questions the earlier run did not ask), of which
+    ``checked`` had a stored answer and ``mismatched`` differed from it."""
+
+    texts: Mapping[str, str]
+    source: str
+    live_every: int = 4
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("reused", "asked", "checked", "mismatched"), 0)
+    )
+
+    def __post_init__(self) -> None:
+        if self.live_every < 1:
+            raise ValidationError(f"expected live_every >= 1, got {self.live_every}")
+
+    @classmethod
+    def load(
+        cls, summary: Path, *, dataset: str, model: str, max_tokens: int, live_every: int = 4
+    ) -> StoredReferences:
+        """The references of ``summary``, the JSON of a ``--method none`` run; it must be
+        of ``dataset`` on ``model`` with ``max_tokens``, or the answers are not the same."""
+        try:
+            meta = json.loads(summary.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValidationError(f"cannot read references {str(summary)!r}: {exc}") from None
+        wanted = {"method": "none", "dataset": dataset, "model": model, "max_tokens": max_tokens}
+        found = {k: meta.get(k) for k in wanted}
+        if found != wanted:
+            raise ValidationError(f"expected references from a run with {wanted}, got {found}")
+        texts: dict[str, str] = {}
+        with (summary.parent / meta["cases_file"]).open(encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                for probe in ("prompt", "paraphrase", "locality"):
+                    texts[row[probe]["question"]] = row[probe]["reference"]
+        return cls(texts, summary.name, live_every)
+
+    def summary(self) -> dict[str, Any]:
+        return {"file": self.source, "live_every": self.live_every, **self.counts}
+
+
 def _raw(backend: Backend, kind: PromptKind, prompt: str, max_tokens: int) -> str:
     if kind == "cloze":
         return backend.complete(prompt, max_tokens=max_tokens)
@@ -146,16 +197,22 @@ def run_cases(
     *,
     edits_mode: Literal["one", "all"],
     max_tokens: int,
+    stored: StoredReferences | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Ask every prompt of every case, unedited and (with an editor) edited; yield rows.
 
     ``all`` stores every case's edit before asking anything; ``one`` stores each case's
     edit alone and undoes it afterwards. ``editor=None`` evaluates the unedited model.
+    ``stored``: unedited answers read back instead of asked (``reference_ms`` is then
+    ``None``), but on every ``stored.live_every``-th case.
     """
+    if stored is not None and editor is None:
+        raise ValidationError("expected an editor with stored references (none asks them)")
     conflicts = locality_conflicts(cases) if edits_mode == "all" else set()
     if editor is not None and edits_mode == "all":
         memory.add_many([c.edit for c in cases])
-    for case in cases:
+    for index, case in enumerate(cases):
+        live = stored is None or index % stored.live_every == 0
         if editor is not None and edits_mode == "one":
             memory.add(case.edit)
         row: dict[str, Any] = {
@@ -165,10 +222,8 @@ def run_cases(
         }
         for probe in ("prompt", "paraphrase", "locality"):
             text = getattr(case, probe)
-            start = time.perf_counter()
-            reference = _raw(backend, case.kind, text, max_tokens)
-            ref_ms = (time.perf_counter() - start) * 1000
-            result = Probe(reference, "none", ref_ms, _tokens(backend, text))
+            reference, ref_ms = _reference(backend, case.kind, text, max_tokens, stored, live)
+            result = Probe(reference, "none", ref_ms or 0.0, _tokens(backend, text))
             if editor is not None:
                 ask = editor.complete if case.kind == "cloze" else editor.ask
                 answer, ms = _timed(lambda ask=ask, text=text: ask(text))  # type: ignore[misc]
@@ -178,6 +233,30 @@ def run_cases(
         if editor is not None and edits_mode == "one":
             memory.undo()
         yield row
+
+
+def _reference(
+    backend: Backend,
+    kind: PromptKind,
+    text: str,
+    max_tokens: int,
+    stored: StoredReferences | None,
+    live: bool,
+) -> tuple[str, float | None]:
+    """The unedited answer to ``text`` and its latency (``None`` when read back)."""
+    known = None if stored is None else stored.texts.get(text)
+    if stored is not None and known is not None and not live:
+        stored.counts["reused"] += 1
+        return known, None
+    start = time.perf_counter()
+    reference = _raw(backend, kind, text, max_tokens)
+    ms = (time.perf_counter() - start) * 1000
+    if stored is not None:
+        stored.counts["asked"] += 1
+        if known is not None:
+            stored.counts["checked"] += 1
+            stored.counts["mismatched"] += reference != known
+    return reference, ms
 
 
 def locality_conflicts(cases: Sequence[Case]) -> set[str]:
@@ -216,13 +295,15 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out_scope = [p for p in probes if p["route"] in ("passthrough", "none")]
 
     def ratio(group: list[dict[str, Any]]) -> float | None:
-        if not group:
+        paired = [p for p in group if p["reference_ms"] is not None]  # both timed here
+        if not paired:
             return None
-        base = statistics.median(float(p["reference_ms"]) for p in group)
-        return round(statistics.median(float(p["latency_ms"]) for p in group) / base, 3)
+        base = statistics.median(float(p["reference_ms"]) for p in paired)
+        return round(statistics.median(float(p["latency_ms"]) for p in paired) / base, 3)
 
     tokens = [p["prompt_tokens"] for p in probes if p["prompt_tokens"] is not None]
     latencies = [p["latency_ms"] for p in probes]
+    unedited_ms = [p["reference_ms"] for p in probes if p["reference_ms"] is not None]
     return {
         "metrics": {
             "efficacy": round(sum(hit("prompt")) / n, 4) if n else 0.0,
@@ -245,7 +326,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "latency_ms": {
             "p50": round(percentile(latencies, 0.5), 1),
             "p95": round(percentile(latencies, 0.95), 1),
-            "unedited_p50": round(percentile([p["reference_ms"] for p in probes], 0.5), 1),
+            "unedited_p50": round(percentile(unedited_ms, 0.5), 1),
             "in_scope_ratio_p50": ratio(in_scope),
             "out_of_scope_ratio_p50": ratio(out_scope),
         },

@@ -8,8 +8,15 @@ pipeline end to end, not the figures).
 Runs of one ``chain`` run one after another, in plan order: ROME, then MEMIT, then
 ``kme+weights`` on the same dataset write the same edits on the same layer, so the later
 ones read the target δs the first optimised from the target cache
-(:mod:`kme_rag.whitebox.targetcache`). Chains are independent of each other, and the
-plan lists the costly (torch) ones first, so that parallel lanes start with them.
+(:mod:`kme_rag.whitebox.targetcache`); ``none``, then ``ike``, then ``kme`` on the same
+dataset ask the same unedited questions, so the later two read the unedited answers back
+from the first's result (``--references``; asked again on every 4th case). An argument
+``{folder}`` stands for the results folder of the run.
+
+Chains are independent of each other. The plan lists them longest first (by the seconds
+each took in the 2026-12-01 run, ``benchmarks/results/2026-12-01/bench-all-partial.json``),
+and each free lane takes the next: longest-processing-time-first, so that no long chain
+starts last.
 """
 
 from __future__ import annotations
@@ -62,14 +69,16 @@ class _Sizes:
 SIZES: dict[Size, _Sizes] = {
     # quick: C from 64 windows (seconds, not the default's ~10 minutes on a fresh machine)
     "quick": _Sizes(3, 2, 2, 2, 2, 2, 1, 1, "1,5", 3, "1,3,5", 3, "1,2", 2, ("counterfact",), 64),
-    # sized for <= 3 hours on 2 cores in 2 lanes: one torch edit costs ~12-17 s and one
-    # torch generation ~1.5 s per probe there (benchmarks/results/2026-12-01)
+    # sized for <= 2.5 hours on 2 cores in 2 lanes, so that the whole plan fits a 3-hour
+    # window on a fresh machine with margin: one torch edit costs ~10-17 s and one torch
+    # generation ~1.7 s per probe there; ROME / MEMIT one edit after another, the longest
+    # runs, go to 50 edits (locality 0.0-0.05 there already: benchmarks/results/2026-12-01)
     "full": _Sizes(
         single=500,
         ike_zsre=100,
-        weights=200,
-        weights_zsre=50,
-        generate=100,
+        weights=150,
+        weights_zsre=40,
+        generate=75,
         mquake=354,
         mello=50,
         mquake_weights=50,
@@ -77,7 +86,7 @@ SIZES: dict[Size, _Sizes] = {
         scalability_probe=100,
         retainability="1,10,50,100,250,500,1000",
         retainability_probe=50,
-        weights_retainability="1,10,50,100",
+        weights_retainability="1,10,25,50",
         weights_retainability_probe=20,
         weights_datasets=("counterfact", "zsre"),
         stats_samples=None,
@@ -89,10 +98,20 @@ def _stats(size: _Sizes) -> tuple[str, ...]:
     return () if size.stats_samples is None else ("--stats-samples", str(size.stats_samples))
 
 
-def _single(dataset: str, method: str, n: int, edits: str = "all") -> Run:
-    args = ("bench", dataset, "--method", method, "--n", str(n), "--edits", edits)
+def _single(dataset: str, method: str, n: int, edits: str = "all", *extra: str) -> Run:
+    args = ("bench", dataset, "--method", method, "--n", str(n), "--edits", edits, *extra)
     suffix = {"rome": "-one", "memit": "-all"}.get(method, "")
     return Run(f"{dataset}-{method}{suffix}", method, args)
+
+
+def _memory(dataset: str, size: _Sizes) -> list[Run]:
+    """none, ike and kme on ``dataset``, one chain: the last two reuse none's answers."""
+    n_ike = size.single if dataset == "counterfact" else size.ike_zsre
+    none = _single(dataset, "none", size.single)
+    refs = ("--references", f"{{folder}}/{none.name}.json")
+    runs = [none, _single(dataset, "ike", n_ike, "all", *refs)]
+    runs.append(_single(dataset, "kme", size.single, "all", *refs))
+    return [Run(r.name, r.method, r.args, f"{dataset}-memory") for r in runs]
 
 
 def _weights(dataset: str, size: _Sizes) -> list[Run]:
@@ -105,51 +124,52 @@ def _weights(dataset: str, size: _Sizes) -> list[Run]:
     return [Run(r.name, r.method, r.args + generate, chain) for r in (rome, memit, both)]
 
 
-def _mquake(size: _Sizes) -> list[Run]:
+def _mquake(size: _Sizes) -> dict[str, Run]:
     def run(method: str, n: int, *extra: str) -> Run:
         args = ("bench", "mquake", "--method", method, "--n", str(n), "--edits", "all", *extra)
         return Run(f"mquake-cf3k-{method}", method, args)
 
-    return [
-        run("none", size.mquake),
-        run("mello", size.mello),
-        run("kme", size.mquake),
-        run("kme+weights", size.mquake_weights, *_stats(size)),
-    ]
+    return {
+        "none": run("none", size.mquake),
+        "mello": run("mello", size.mello),
+        "kme": run("kme", size.mquake),
+        "kme+weights": run("kme+weights", size.mquake_weights, *_stats(size)),
+    }
 
 
-def _curve(kind: str, method: str, sizes: str, probe_n: int) -> Run:
+def _curve(kind: str, method: str, sizes: str, probe_n: int, *extra: str) -> Run:
     args = ("bench", kind, "--method", method, "--sizes", sizes, "--probe-n", str(probe_n))
-    return Run(f"{kind}-{method}", method, args)
-
-
-def _curves(size: _Sizes) -> list[Run]:
-    """Retainability of ROME and MEMIT writing edits into the weights one at a time (the
-    longer curves, first), then scalability and retainability of the memory route (same
-    probes, same metrics)."""
-    memory = [
-        _curve("scalability", "kme", size.scalability, size.scalability_probe),
-        _curve("retainability", "kme", size.retainability, size.retainability_probe),
-    ]
-    checkpoints, probe = size.weights_retainability, size.weights_retainability_probe
-    weights = [_curve("retainability", m, checkpoints, probe) for m in ("rome", "memit")]
-    return [Run(r.name, r.method, r.args + _stats(size)) for r in weights] + memory
+    return Run(f"{kind}-{method}", method, args + extra)
 
 
 def plan(size: Size) -> list[Run]:
-    """Every run of ``bench all`` at ``size``: the torch chains and the curves first (the
-    longest), then the memory methods per dataset, cheapest first, then MQuAKE."""
+    """Every run of ``bench all`` at ``size``, chains longest first: by their seconds in
+    the 2026-12-01 full run; the two memory chains by an estimate, since their ike and kme
+    runs there still asked every unedited answer (3,301 and 2,216 s then; ~3/4 of the
+    unedited answers is ~550 s per 500-case run)."""
     s = SIZES[size]
-    weights = [
-        r for d in ("counterfact", "zsre") if d in s.weights_datasets for r in _weights(d, s)
+    weights = {
+        d: _weights(d, s) if d in s.weights_datasets else [] for d in ("counterfact", "zsre")
+    }
+    checkpoints, probe = s.weights_retainability, s.weights_retainability_probe
+    retain = {
+        m: _curve("retainability", m, checkpoints, probe, *_stats(s)) for m in ("rome", "memit")
+    }
+    mquake = _mquake(s)
+    return [
+        *weights["counterfact"],  # 5,317 s
+        *weights["zsre"],  # 2,565 s
+        *_memory("counterfact", s),  # ~2,200 s
+        mquake["kme"],  # ~1,640 s
+        *_memory("zsre", s),  # ~1,560 s
+        retain["memit"],  # 1,442 s
+        retain["rome"],  # 1,419 s
+        mquake["kme+weights"],  # ~1,180 s
+        mquake["none"],  # 635 s
+        mquake["mello"],  # 606 s
+        _curve("scalability", "kme", s.scalability, s.scalability_probe),  # 443 s
+        _curve("retainability", "kme", s.retainability, s.retainability_probe),  # 327 s
     ]
-    curves = _curves(s)
-    runs: list[Run] = [*weights, *curves]  # the curves: long too
-    for dataset in ("counterfact", "zsre"):
-        n_ike = s.single if dataset == "counterfact" else s.ike_zsre
-        runs += [_single(dataset, "none", s.single), _single(dataset, "ike", n_ike)]
-        runs.append(_single(dataset, "kme", s.single))
-    return runs + _mquake(s)
 
 
 def select(runs: list[Run], names: tuple[str, ...]) -> list[Run]:

@@ -70,10 +70,12 @@ def _lane_environment(env: dict[str, str], cpus: Sequence[int]) -> dict[str, str
 def run_one(
     run: Run, folder: Path, env: dict[str, str], cpus: Sequence[int] | None = None
 ) -> dict[str, Any]:
-    """Run one planned ``kme bench`` command; its JSON goes to ``folder/<name>.json``.
-    ``cpus``: pin the process to these CPUs (where ``taskset`` exists)."""
+    """Run one planned ``kme bench`` command; its JSON goes to ``folder/<name>.json``, and
+    ``{folder}`` in its arguments stands for ``folder`` (a file an earlier run of its chain
+    wrote). ``cpus``: pin the process to these CPUs (where ``taskset`` exists)."""
     out = folder / f"{run.name}.json"
-    argv = [sys.executable, "-m", "kme_rag", *run.args, "--out", str(out)]
+    args = [a.replace("{folder}", str(folder)) for a in run.args]
+    argv = [sys.executable, "-m", "kme_rag", *args, "--out", str(out)]
     taskset = shutil.which("taskset")
     if cpus is not None and taskset:
         argv = [taskset, "-c", ",".join(map(str, cpus)), *argv]
@@ -86,7 +88,7 @@ def run_one(
     return {
         "name": run.name,
         "method": run.method,
-        "command": " ".join(["kme", *run.args, "--out", str(out)]),
+        "command": " ".join(["kme", *args, "--out", str(out)]),
         "returncode": done.returncode,
         "seconds": round(seconds, 1),
         "cpus": list(cpus) if cpus is not None else None,

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -123,30 +124,40 @@ def _folder_sha256(folder: Path) -> str:
 def cached_conversion(cache_dir: Path, key: ConversionKey, convert: Callable[[Path], None]) -> Path:
     """The folder holding the converted model: from the cache, or ``convert(folder)`` first.
 
-    ``convert`` writes into an empty temporary folder, which is renamed into place and then
-    gets its sidecar ``conversion.json``; a folder without a matching sidecar (an interrupted
-    or stale conversion) is deleted and converted again.
+    ``convert`` writes into an empty temporary folder of its own, which gets its
+    sidecar ``conversion.json`` and is then renamed into place, so the folder appears whole
+    or not at all; a folder without a matching sidecar (left by an older version) is
+    deleted and converted again. Two processes converting at once (two ``bench all`` lanes
+    on a fresh machine) both finish; the second's rename fails and it uses the first's.
     """
     folder = cache_dir / "converted" / key.digest()
     sidecar = folder / "conversion.json"
-    if sidecar.exists() and json.loads(sidecar.read_text()).get("key") == asdict(key):
+
+    def matches() -> bool:
+        return sidecar.exists() and json.loads(sidecar.read_text()).get("key") == asdict(key)
+
+    if matches():
         log.info("converted model: cache hit %s", folder)
         return folder
     if folder.exists():
         log.warning("discarding %s: its sidecar is missing or does not match", folder)
         shutil.rmtree(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         convert(tmp)
+        blob = json.dumps({"key": asdict(key), "digest": key.digest()}, indent=2)
+        (tmp / sidecar.name).write_text(blob)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    os.replace(tmp, folder)
-    blob = json.dumps({"key": asdict(key), "digest": key.digest()}, indent=2)
-    sidecar.with_name(sidecar.name + ".tmp").write_text(blob)
-    os.replace(sidecar.with_name(sidecar.name + ".tmp"), sidecar)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process renamed its conversion into place first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not matches():
+            raise
+        log.info("converted model: another process converted it first, %s", folder)
     return folder
 
 

@@ -197,7 +197,7 @@ def identity_second_moment(dim: int, dtype: torch.dtype = torch.float64) -> Seco
 
 
 def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two processes may write at once
     write(tmp)
     os.replace(tmp, path)
 

@@ -85,3 +85,95 @@ def test_locality_prompts_naming_another_stored_subject_are_flagged() -> None:
 def test_typographic_apostrophes_do_not_hide_the_answer() -> None:
     assert contains_answer("Ukraine\u2019s rail network", "Ukraine")
     assert contains_answer("\u201cRome\u201d, of course", "Rome")
+
+
+class _Model:
+    """A completion function that counts what it is asked: the unedited answer is the
+    prompt's last word upper-cased."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.asked.append(prompt)
+        return " " + prompt.split()[-1].upper()
+
+
+class _Editor:
+    """An editor that answers every prompt ``edited`` (route ``ike``), without a model."""
+
+    def complete(self, text: str) -> Any:
+        from kme_rag.editor import Answer
+
+        return Answer(" edited", "ike", sent=text)
+
+
+class _Memory:
+    def add_many(self, edits: Any) -> None:
+        self.added = list(edits)
+
+
+def _cases(n: int) -> list[Any]:
+    from kme_rag.evaluation import Case
+    from kme_rag.memory.edit import parse_edit
+
+    edit = parse_edit({"subject": "Rome", "relation": "{} is in", "target_new": "Spain"})
+    return [Case(str(i), edit, "cloze", f"p{i} a", f"q{i} b", f"l{i} c") for i in range(n)]
+
+
+def test_stored_references_are_read_back_but_on_every_live_every_th_case() -> None:
+    from kme_rag.backends import CallableBackend
+    from kme_rag.evaluation import StoredReferences, run_cases
+
+    cases = _cases(8)
+    texts = {t: " " + t.split()[-1].upper() for c in cases for t in (c.prompt, c.paraphrase)}
+    texts[cases[4].locality] = " STALE"  # case 4 is asked live: the check must see this
+    stored = StoredReferences(texts, "none.json", live_every=4)
+    model = _Model()
+    rows = list(
+        run_cases(
+            cases,
+            CallableBackend(model),
+            _Memory(),  # type: ignore[arg-type]
+            _Editor(),  # type: ignore[arg-type]
+            edits_mode="all",
+            max_tokens=4,
+            stored=stored,
+        )
+    )
+    # cases 0 and 4 are asked live; the others' localities were never stored: asked too
+    live = {c.prompt for c in cases[::4]} | {c.paraphrase for c in cases[::4]}
+    assert set(model.asked) == live | {c.locality for c in cases}
+    assert stored.counts == {"reused": 12, "asked": 12, "checked": 5, "mismatched": 1}
+    assert rows[1]["prompt"]["reference"] == " A" and rows[1]["prompt"]["reference_ms"] is None
+    assert rows[4]["locality"]["reference"] == " C"  # the live answer, not the stale one
+    assert rows[4]["prompt"]["reference_ms"] is not None
+    summary = summarise(rows)
+    assert summary["latency_ms"]["in_scope_ratio_p50"] is not None  # from the live cases only
+    assert stored.summary()["file"] == "none.json"
+
+
+def test_stored_references_must_come_from_the_same_model_and_settings(tmp_path: Any) -> None:
+    import json
+
+    from kme_rag.errors import ValidationError
+    from kme_rag.evaluation import StoredReferences
+
+    row = {p: {"question": f"{p}?", "reference": f" {p}"} for p in PROBES}
+    (tmp_path / "none.cases.jsonl").write_text(json.dumps(row) + "\n")
+    meta = {"method": "none", "dataset": "zsre", "model": "m.gguf", "max_tokens": 16}
+    summary = tmp_path / "none.json"
+    summary.write_text(json.dumps({**meta, "cases_file": "none.cases.jsonl"}))
+    stored = StoredReferences.load(summary, dataset="zsre", model="m.gguf", max_tokens=16)
+    assert stored.texts == {
+        "prompt?": " prompt",
+        "paraphrase?": " paraphrase",
+        "locality?": " locality",
+    }
+    with pytest.raises(ValidationError, match="max_tokens"):
+        StoredReferences.load(summary, dataset="zsre", model="m.gguf", max_tokens=8)
+    with pytest.raises(ValidationError, match="cannot read"):
+        StoredReferences.load(tmp_path / "missing.json", dataset="zsre", model="m", max_tokens=16)
+
+
+PROBES = ("prompt", "paraphrase", "locality")

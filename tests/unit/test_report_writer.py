@@ -264,6 +264,34 @@ def test_weight_runs_of_a_dataset_form_one_chain_in_method_order() -> None:
     assert sum(len(c) for c in chains(plan("full"))) == len(plan("full"))
 
 
+def test_memory_runs_of_a_dataset_form_one_chain_reusing_nones_answers() -> None:
+    grouped = {tuple(r.name for r in chain): chain for chain in chains(plan("full"))}
+    for dataset in ("counterfact", "zsre"):
+        chain = grouped[(f"{dataset}-none", f"{dataset}-ike", f"{dataset}-kme")]
+        assert "--references" not in chain[0].args
+        for run in chain[1:]:
+            at = run.args.index("--references")
+            assert run.args[at + 1] == f"{{folder}}/{dataset}-none.json"
+
+
+def test_a_run_names_the_results_folder_in_its_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    seen: list[list[str]] = []
+
+    def fake(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(run_all.subprocess, "run", fake)
+    run = next(r for r in plan("full") if r.name == "zsre-kme")
+    record = run_all.run_one(run, tmp_path, {})
+    assert f"{tmp_path}/zsre-none.json" in seen[0] and "{folder}" not in " ".join(seen[0])
+    assert f"--references {tmp_path}/zsre-none.json" in record["command"]
+
+
 def test_lanes_deal_out_the_cpus() -> None:
     assert lane_cpus(2, [0, 1]) == [[0], [1]]
     assert lane_cpus(1, [0, 1, 2, 3]) == [[0, 1, 2, 3]]

@@ -69,6 +69,18 @@ def test_a_folder_without_a_matching_sidecar_is_converted_again(
     assert (folder / "weights.txt").read_text() == "conversion 2"
 
 
+def test_two_conversions_at_once_both_end_with_the_first_one_renamed(tmp_path: Path) -> None:
+    inner = _Converter()
+
+    def outer(out: Path) -> None:  # another process converts and renames first, meanwhile
+        (out / "weights.txt").write_text("outer")
+        assert (cached_conversion(tmp_path, KEY, inner) / "weights.txt").exists()
+
+    folder = cached_conversion(tmp_path, KEY, outer)
+    assert (folder / "weights.txt").read_text() == "conversion 1" and inner.calls == 1
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary left
+
+
 def test_a_failed_conversion_leaves_nothing_in_the_cache(tmp_path: Path) -> None:
     def broken(out: Path) -> None:
         (out / "partial").write_text("half")
