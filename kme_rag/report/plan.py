@@ -143,10 +143,10 @@ def _curve(kind: str, method: str, sizes: str, probe_n: int, *extra: str) -> Run
 
 
 def plan(size: Size) -> list[Run]:
-    """Every run of ``bench all`` at ``size``, chains longest first: by their seconds in
-    the 2026-12-01 full run; the two memory chains by an estimate, since their ike and kme
-    runs there still asked every unedited answer (3,301 and 2,216 s then; ~3/4 of the
-    unedited answers is ~550 s per 500-case run)."""
+    """Every run of ``bench all`` at ``size``, chains longest first by their expected
+    seconds: the 2026-12-01 full run's, scaled to this plan's sizes; the two memory chains'
+    estimated, since their ike and kme runs there still asked every unedited answer
+    (3,301 and 2,216 s then; reusing ~3/4 of them saves ~550 s per 500-case run)."""
     s = SIZES[size]
     weights = {
         d: _weights(d, s) if d in s.weights_datasets else [] for d in ("counterfact", "zsre")
@@ -156,15 +156,15 @@ def plan(size: Size) -> list[Run]:
         m: _curve("retainability", m, checkpoints, probe, *_stats(s)) for m in ("rome", "memit")
     }
     mquake = _mquake(s)
-    return [
-        *weights["counterfact"],  # 5,317 s
-        *weights["zsre"],  # 2,565 s
-        *_memory("counterfact", s),  # ~2,200 s
+    return [  # seconds there (ROME / MEMIT / kme+weights at the sizes before this plan's)
+        *weights["counterfact"],  # 5,317 s at 200 cases; computes C on a fresh machine
+        *_memory("counterfact", s),  # ~2,200 s (no torch: the other lane starts with it)
+        *weights["zsre"],  # 2,565 s at 50 cases
         mquake["kme"],  # ~1,640 s
         *_memory("zsre", s),  # ~1,560 s
-        retain["memit"],  # 1,442 s
-        retain["rome"],  # 1,419 s
         mquake["kme+weights"],  # ~1,180 s
+        retain["memit"],  # 1,442 s to 100 edits
+        retain["rome"],  # 1,419 s to 100 edits
         mquake["none"],  # 635 s
         mquake["mello"],  # 606 s
         _curve("scalability", "kme", s.scalability, s.scalability_probe),  # 443 s
