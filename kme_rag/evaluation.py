@@ -11,10 +11,12 @@ Metrics follow the knowledge-editing survey (Section 4):
   prompt tokens sent per question.
 
 The unedited answers can come from an earlier ``--method none`` run of the same cases on
-the same model (:class:`StoredReferences`): greedy decoding gives the same text run to run,
-so they are read back instead of asked again, except on every ``live_every``-th case, where
-they are asked live beside the edited answer (the latency comparison, and a check that the
-stored text is still what the model says).
+the same model (:class:`StoredReferences`): greedy decoding gives the same text run to run
+on one machine (not across CPUs: llama.cpp builds for the host's SIMD, and 729 of 1,500
+CounterFact answers differed between two machines on 2026-12-01 — the live checks below
+count such mismatches), so they are read back instead of asked again, except on every
+``live_every``-th case, where they are asked live beside the edited answer (the latency
+comparison, and a check that the stored text is still what the model says).
 
 Matching is one function, :func:`contains_answer`, on normalised text.
 """

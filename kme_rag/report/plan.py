@@ -13,10 +13,11 @@ dataset ask the same unedited questions, so the later two read the unedited answ
 from the first's result (``--references``; asked again on every 4th case). An argument
 ``{folder}`` stands for the results folder of the run.
 
-Chains are independent of each other. The plan lists them longest first (by the seconds
-each took in the 2026-12-01 run, ``benchmarks/results/2026-12-01/bench-all-partial.json``),
-and each free lane takes the next: longest-processing-time-first, so that no long chain
-starts last.
+Chains are independent of each other. The plan lists the torch chains first, then the
+llama.cpp ones, each group longest first (seconds from the 2026-12-01 runs,
+``benchmarks/results/2026-12-01/``), and each free lane takes the next: both lanes run torch
+beside torch, then llama.cpp beside llama.cpp (a torch process beside a llama.cpp one slowed
+both by a quarter to a half there), and no long chain starts last.
 """
 
 from __future__ import annotations
@@ -143,10 +144,9 @@ def _curve(kind: str, method: str, sizes: str, probe_n: int, *extra: str) -> Run
 
 
 def plan(size: Size) -> list[Run]:
-    """Every run of ``bench all`` at ``size``, chains longest first by their expected
-    seconds: the 2026-12-01 full run's, scaled to this plan's sizes; the two memory chains'
-    estimated, since their ike and kme runs there still asked every unedited answer
-    (3,301 and 2,216 s then; reusing ~3/4 of them saves ~550 s per 500-case run)."""
+    """Every run of ``bench all`` at ``size``: the torch chains, then the others, each
+    group longest first by its expected seconds (the 2026-12-01 runs', scaled to this
+    plan's sizes; the memory chains' estimated with the reuse, beside like runs)."""
     s = SIZES[size]
     weights = {
         d: _weights(d, s) if d in s.weights_datasets else [] for d in ("counterfact", "zsre")
@@ -156,15 +156,18 @@ def plan(size: Size) -> list[Run]:
         m: _curve("retainability", m, checkpoints, probe, *_stats(s)) for m in ("rome", "memit")
     }
     mquake = _mquake(s)
-    return [  # seconds there (ROME / MEMIT / kme+weights at the sizes before this plan's)
-        *weights["counterfact"],  # 5,317 s at 200 cases; computes C on a fresh machine
-        *_memory("counterfact", s),  # ~2,200 s (no torch: the other lane starts with it)
-        *weights["zsre"],  # 2,565 s at 50 cases
-        mquake["kme"],  # ~1,640 s
-        *_memory("zsre", s),  # ~1,560 s
+    # torch chains first, then the llama.cpp ones: a torch process beside a llama.cpp one
+    # slows both (2026-12-01, memory chains beside the ROME chain: ROME 12.8 s p50 per edit
+    # against 10.2 s beside torch runs, IKE answers 828 ms p50 against 483 ms)
+    return [  # seconds in the 2026-12-01 runs (weights: at the sizes before this plan's)
+        *weights["counterfact"],  # 5,317 s at 200 cases; C computed here on a fresh machine
+        *weights["zsre"],  # 2,565 s at 50 cases (C computed here too: same wall either way)
         mquake["kme+weights"],  # ~1,180 s
         retain["memit"],  # 1,442 s to 100 edits
         retain["rome"],  # 1,419 s to 100 edits
+        *_memory("counterfact", s),  # ~2,200 s (2,976 s beside the ROME run)
+        mquake["kme"],  # 1,638 s
+        *_memory("zsre", s),  # ~1,560 s (2,040 s beside MQuAKE kme)
         mquake["none"],  # 635 s
         mquake["mello"],  # 606 s
         _curve("scalability", "kme", s.scalability, s.scalability_probe),  # 443 s
