@@ -41,6 +41,7 @@ from kme_rag.memory.formats import counterfact_edit, zsre_edit
 from kme_rag.memory.store import EditMemory
 
 __all__ = [
+    "PROBES",
     "Case",
     "PromptKind",
     "StoredReferences",
@@ -57,6 +58,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PromptKind = Literal["cloze", "question"]
+PROBES = ("prompt", "paraphrase", "locality")  # a case's three prompts, in asking order
 ZSRE_EVAL = range(500, 1000)  # records 0-499 are the zsRE training part
 
 
@@ -162,7 +164,7 @@ class StoredReferences:
         with (summary.parent / meta["cases_file"]).open(encoding="utf-8") as fh:
             for line in fh:
                 row = json.loads(line)
-                for probe in ("prompt", "paraphrase", "locality"):
+                for probe in PROBES:
                     texts[row[probe]["question"]] = row[probe]["reference"]
         return cls(texts, summary.name, live_every)
 
@@ -222,7 +224,7 @@ def run_cases(
             "target_new": case.edit.target_new,
             "locality_names_stored_subject": case.case_id in conflicts,
         }
-        for probe in ("prompt", "paraphrase", "locality"):
+        for probe in PROBES:
             text = getattr(case, probe)
             reference, ref_ms = _reference(backend, case.kind, text, max_tokens, stored, live)
             result = Probe(reference, "none", ref_ms or 0.0, _tokens(backend, text))
@@ -292,7 +294,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         s for s, r in zip(same, rows, strict=True) if not r.get("locality_names_stored_subject")
     ]
     leak = [contains_answer(r["locality"]["text"], r["target_new"]) for r in rows]
-    probes = [r[p] for r in rows for p in ("prompt", "paraphrase", "locality")]
+    probes = [r[p] for r in rows for p in PROBES]
     in_scope = [p for p in probes if p["route"] not in ("passthrough", "none")]
     out_scope = [p for p in probes if p["route"] in ("passthrough", "none")]
 

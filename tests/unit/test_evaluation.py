@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from kme_rag.evaluation import contains_answer, normalise_answer, summarise
+from kme_rag.evaluation import PROBES, contains_answer, normalise_answer, summarise
 
 
 @pytest.mark.parametrize(
@@ -174,6 +174,3 @@ def test_stored_references_must_come_from_the_same_model_and_settings(tmp_path: 
         StoredReferences.load(summary, dataset="zsre", model="m.gguf", max_tokens=8)
     with pytest.raises(ValidationError, match="cannot read"):
         StoredReferences.load(tmp_path / "missing.json", dataset="zsre", model="m", max_tokens=16)
-
-
-PROBES = ("prompt", "paraphrase", "locality")
