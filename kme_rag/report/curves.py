@@ -27,9 +27,9 @@ from typing import Any
 
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import ValidationError
-from kme_rag.evaluation import Case, summarise
+from kme_rag.evaluation import PROBES, Case, summarise
 from kme_rag.memory.store import EditMemory
-from kme_rag.report.probes import PROBES, Reference, edited_row, references
+from kme_rag.report.probes import Reference, edited_row, references
 
 __all__ = ["CurveParams", "run_retainability", "run_scalability", "stored_subject_conflicts"]
 

@@ -15,11 +15,9 @@ from typing import Any
 
 from kme_rag.backends import Backend, Message
 from kme_rag.editor import Answer, KnowledgeEditor
-from kme_rag.evaluation import Case
+from kme_rag.evaluation import PROBES, Case
 
-__all__ = ["PROBES", "Reference", "edited_row", "references"]
-
-PROBES = ("prompt", "paraphrase", "locality")
+__all__ = ["Reference", "edited_row", "references"]
 
 
 @dataclass(frozen=True)

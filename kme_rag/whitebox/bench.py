@@ -30,14 +30,12 @@ from typing import Any, Literal
 
 from kme_rag.backends import QA_STOP, qa_prompt
 from kme_rag.errors import ValidationError
-from kme_rag.evaluation import Case, percentile, summarise
+from kme_rag.evaluation import PROBES, Case, percentile, summarise
 from kme_rag.whitebox.backend import TorchBackend
 from kme_rag.whitebox.requests import probability_metrics
 from kme_rag.whitebox.session import Method, WeightEditor
 
 __all__ = ["WeightBenchParams", "probability_scores", "run_weight_cases", "summarise_weights"]
-
-PROBES = ("prompt", "paraphrase", "locality")
 
 
 @dataclass(frozen=True, kw_only=True)
