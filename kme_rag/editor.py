@@ -9,7 +9,8 @@ In scope of a structured edit, the prompt is an IKE prompt (the edit as "New Fac
 plus demonstrations when a pool is given) and, with ``answer="prefill"``, the new object
 is written as the start of the answer and the model continues from it: constrained
 decoding, which lets a 270M base model state the new object on reworded questions.
-Chat-native backends get the edits as a system message instead.
+Chat-native backends get the edits as a system message instead, quoted as data in a
+``<facts>`` block (:func:`~kme_rag.ike.quoted_facts`).
 
 With a local model whose weights carry edits (:class:`WeightsModel`, the white-box
 :class:`~kme_rag.whitebox.session.WeightEditor`), ``EditorParams.weights_policy`` picks who

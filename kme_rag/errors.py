@@ -13,6 +13,7 @@ from the same objects::
     ├── NotFoundError              404  not_found_error
     │   └── EditNotFoundError      404  not_found_error
     ├── NothingToUndoError         409  conflict_error
+    ├── EditConflictError          409  conflict_error
     ├── ConfigurationError         500  configuration_error
     ├── StoreError                 503  store_error
     ├── WhiteboxError              500  whitebox_error
@@ -29,6 +30,7 @@ __all__ = [
     "BackendTimeoutError",
     "ConfigurationError",
     "ContextOverflowError",
+    "EditConflictError",
     "EditNotFoundError",
     "KmeError",
     "NotFoundError",
@@ -88,6 +90,14 @@ class EditNotFoundError(NotFoundError):
 
 class NothingToUndoError(KmeError):
     """Undo was asked for, but the namespace has no change left to undo."""
+
+    status_code = 409
+    error_type = "conflict_error"
+
+
+class EditConflictError(KmeError):
+    """An edit id the caller chose is already taken in the namespace (ids never move or
+    overwrite: see :class:`~kme_rag.memory.store.EditMemory`)."""
 
     status_code = 409
     error_type = "conflict_error"

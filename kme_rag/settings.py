@@ -124,8 +124,8 @@ class Settings(BaseSettings):
     key_namespaces: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
         repr=False,
-        description='JSON {"key": ["namespace", ...]}: the namespaces a key may use; '
-        "a key not listed may use any.",
+        description='JSON {"key": ["namespace", ...]}: the namespaces a key may use '
+        '(["*"]: any); a key not listed may use only the default namespace (KME_NAMESPACE).',
     )
     upstream_url: str | None = Field(
         default=None,

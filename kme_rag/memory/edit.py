@@ -31,6 +31,7 @@ __all__ = [
     "new_edit_id",
     "normalise_name",
     "parse_edit",
+    "parse_timestamp",
 ]
 
 MAX_FIELD_CHARS = 1000
@@ -49,6 +50,11 @@ def new_edit_id() -> str:
 def new_change_id() -> str:
     """A change id that sorts by time: nanoseconds since the epoch, then a random suffix."""
     return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 timestamp as stored ("…Z" included, which Python 3.10 cannot read)."""
+    return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
 
 
 def normalise_name(name: str) -> str:
@@ -96,6 +102,8 @@ class Edit(BaseModel):
     supersedes: str | None = None
     change_id: str = Field(default_factory=new_change_id)
     deleted_change_id: str | None = None
+    superseded_change_id: str | None = None  # the change that made it superseded
+    origin: str | None = None  # "namespace/id" of the edit this one was copied from
 
     @field_validator(*_TEXT_FIELDS, "source", mode="before")
     @classmethod
@@ -204,7 +212,7 @@ class Edit(BaseModel):
         fields = {k: v for k, v in meta.items() if k in _FIELD_NAMES and v is not None}
         for name in ("subject_aliases", "target_aliases"):
             fields[name] = tuple(json.loads(fields[name])) if name in fields else ()
-        fields["created_at"] = datetime.fromisoformat(fields["created_at"])
+        fields["created_at"] = parse_timestamp(fields["created_at"])
         return cls.model_construct(**fields, id=edit_id)
 
 

@@ -4,11 +4,17 @@ Entities are nodes keyed by their normalised name (:func:`normalise_name`), carr
 display name and every alias seen; each active edit is one edge subject → new object,
 keyed by the edit id. The graph is *derived*: it is built from the store on open and
 updated on every write, never saved on its own, so it cannot disagree with Chroma.
+
+Every method takes the graph's own lock, so a planner may read it while a sync or a
+write changes it, without a lock of its own held across model calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import networkx as nx
 
@@ -16,6 +22,17 @@ from kme_rag.memory.edit import Edit, normalise_name
 from kme_rag.memory.mention import STOP_WORDS, name_tokens
 
 __all__ = ["FactGraph"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    @functools.wraps(method)
+    def run(self: FactGraph, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 class FactGraph:
@@ -28,19 +45,24 @@ class FactGraph:
         self._key_of: dict[str, tuple[str, str]] = {}  # edit id -> its (node, relation)
         self._by_tokens: dict[tuple[str, ...], set[str]] = {}  # name's word tokens -> nodes
         self._longest = 0  # the most word tokens any name has
+        self._lock = threading.RLock()
         for edit in sorted(edits, key=lambda e: e.change_id):
             self.add(edit)
 
+    @_locked
     def __len__(self) -> int:
         """The number of facts (edges)."""
         return int(self.graph.number_of_edges())
 
+    @_locked
     def __contains__(self, edit_id: object) -> bool:
         return edit_id in self._key_of
 
+    @_locked
     def edits(self) -> list[Edit]:
         return list(self._by_key.values())
 
+    @_locked
     def resolve(self, name: str) -> str | None:
         """The node key an entity name or alias refers to, or None."""
         return self._alias.get(normalise_name(name))
@@ -59,6 +81,7 @@ class FactGraph:
                 self._longest = max(self._longest, len(tokens))
         return key
 
+    @_locked
     def add(self, edit: Edit) -> None:
         """Add an active structured edit; it replaces any older fact with the same key."""
         if not edit.structured or edit.status != "active":
@@ -76,6 +99,7 @@ class FactGraph:
         self._by_key[(src, relation)] = edit
         self._key_of[edit.id] = (src, relation)
 
+    @_locked
     def remove(self, edit_id: str) -> None:
         """Drop the fact an edit contributed (no-op when it is not in the graph)."""
         key = self._key_of.pop(edit_id, None)
@@ -86,6 +110,7 @@ class FactGraph:
             if k == edit_id:
                 self.graph.remove_edge(u, v, key=k)
 
+    @_locked
     def lookup(self, subject: str, relation: str) -> Edit | None:
         """The active edit for (subject, relation), matching names through aliases."""
         node = self.resolve(subject)
@@ -93,6 +118,7 @@ class FactGraph:
             return None
         return self._by_key.get((node, normalise_name(relation)))
 
+    @_locked
     def facts(self, entity: str) -> list[Edit]:
         """Every active edited fact whose subject is ``entity`` (or one of its aliases)."""
         node = self.resolve(entity)
@@ -100,6 +126,7 @@ class FactGraph:
             return []
         return [data["edit"] for _, _, data in self.graph.out_edges(node, data=True)]
 
+    @_locked
     def mentioned(self, text: str) -> list[Edit]:
         """Every active edited fact whose subject ``text`` names (by name or alias, as
         whole words): "Where is the Eiffel Tower?" → the Eiffel Tower's facts."""
@@ -116,9 +143,15 @@ class FactGraph:
 
     def paths(self, source: str, target: str, max_hops: int = 4) -> Iterator[list[Edit]]:
         """Chains of edited facts leading from ``source`` to ``target``, shortest first."""
+        return iter(self._paths(source, target, max_hops))
+
+    @_locked
+    def _paths(self, source: str, target: str, max_hops: int) -> list[list[Edit]]:
         src, dst = self.resolve(source), self.resolve(target)
         if src is None or dst is None:
-            return
+            return []
         found = nx.all_simple_edge_paths(self.graph, src, dst, cutoff=max_hops)
-        for path in sorted(found, key=len):
-            yield [self.graph.edges[u, v, k]["edit"] for u, v, k in path]
+        return [
+            [self.graph.edges[u, v, k]["edit"] for u, v, k in path]
+            for path in sorted(found, key=len)
+        ]

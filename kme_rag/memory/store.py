@@ -5,25 +5,59 @@ statement, the statement as document and every field as metadata. Reads see one
 namespace. Writes are ordered by *change ids* (time-sortable strings): an add or an import
 is one change, a delete is another, and :meth:`EditMemory.undo` reverts the newest.
 
-Re-editing a (subject, relation) supersedes the older edit: the new one records the id it
-replaces, the old one becomes ``superseded``; history keeps both. The new edit is written
-first, so a crash between the two writes leaves two active edits for one key, which the
-graph resolves to the newer and :meth:`EditMemory.refresh` repairs.
+**Ids.** A record's key is ``"<namespace>/<edit id>"``: an edit id is unique within its
+namespace, and the same id in two namespaces names two records. Nothing overwrites a
+record by id:
+
+- :meth:`EditMemory.add` / :meth:`~EditMemory.add_many` with an id already present in the
+  namespace (any status) raise :class:`~kme_rag.errors.EditConflictError` (HTTP 409) and
+  write nothing; without an id the store draws a fresh one.
+- :meth:`EditMemory.restore` (the JSONL import) writes edits exported from *this*
+  namespace back exactly as they were; a record already there with the same content is
+  skipped (re-running an interrupted import is safe), one with other content is a
+  conflict. Edits exported from *another* namespace are copied: new ids, ``origin`` set to
+  ``"<namespace>/<id>"`` of the source, one new change (undone together). The source
+  namespace is never touched.
+
+**Write order and repair.** Re-editing a (subject, relation) supersedes the older edit:
+the new one records the id it replaces, the old one becomes ``superseded`` with the
+change that demoted it (``superseded_change_id``); history keeps both. Every change that
+touches several records writes the record that becomes active *first* (the new edit, the
+revived one) and demotes or deletes the others after, so a crash between the writes can
+only leave two active edits for one key, never none. :meth:`EditMemory.refresh` (on open)
+and :meth:`EditMemory.sync` (a server's poll) repair that: the newest change keeps the
+key, which is exactly the state the interrupted change was writing towards (or, for an
+undo, the state before it).
+
+**Freshness.** A side collection ``<collection>__kme`` holds the schema version and one
+*stamp* per namespace, rewritten after every write by any process. :meth:`EditMemory.sync`
+reads the stamp (one record), and only when it moved lists the active ids and applies the
+difference to the graph. The stamp is read *before* the ids and writers bump it *after*
+their records, so a write is either seen by this sync or moves the stamp for the next.
+
+**Paging.** Every bulk read is paged (``_PAGE`` records, ``_IDS`` ids per call), so a store
+of any size opens: one ``get`` of every record fails in SQLite past ~32,000 variables.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
-from kme_rag.errors import EditNotFoundError, NothingToUndoError, StoreError, ValidationError
-from kme_rag.memory.edit import Edit, EditStatus, new_change_id, normalise_name
+from kme_rag.errors import (
+    EditConflictError,
+    EditNotFoundError,
+    NothingToUndoError,
+    StoreError,
+    ValidationError,
+)
+from kme_rag.memory.edit import Edit, EditStatus, new_change_id, new_edit_id, normalise_name
 from kme_rag.memory.embedder import Embedder, MiniLMEmbedder
 from kme_rag.memory.formats import Format, detect_format, read_edits, write_jsonl
 from kme_rag.memory.graph import FactGraph
@@ -35,12 +69,48 @@ if TYPE_CHECKING:
 
     from kme_rag.settings import Settings
 
-__all__ = ["EditMemory", "SearchHit", "UndoResult", "merge_hits", "open_chroma"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "EditMemory",
+    "SearchHit",
+    "UndoResult",
+    "merge_hits",
+    "open_chroma",
+    "record_key",
+]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Progress = Callable[[int], object]
+SCHEMA_VERSION = 2  # 1: records keyed by edit id alone; 2: "<namespace>/<edit id>"
 _WRITE_BATCH = 256
+_PAGE = 5000  # records per paged read
+_IDS = 1000  # ids per read or delete by id
+_SEP = "/"  # never in a namespace or an edit id (both match [A-Za-z0-9_.:-]+)
+_MUTABLE = frozenset({"status", "supersedes", "deleted_change_id", "superseded_change_id"})
+
+
+def record_key(namespace: str, edit_id: str) -> str:
+    """The Chroma id of an edit: ``"<namespace>/<edit id>"``."""
+    return f"{namespace}{_SEP}{edit_id}"
+
+
+def _edit_id(key: str) -> str:
+    return key.split(_SEP, 1)[1] if _SEP in key else key
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _store_call(what: str, call: Callable[..., T], /, **kwargs: Any) -> T:
+    """``call(**kwargs)``, a Chroma call, with its failures turned into :class:`StoreError`."""
+    try:
+        return call(**kwargs)
+    except Exception as exc:
+        raise StoreError(f"{what} the edit store failed: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -121,12 +191,65 @@ def _and(*clauses: dict[str, Any]) -> dict[str, Any]:
     return clauses[0] if len(clauses) == 1 else {"$and": list(clauses)}
 
 
+def _same_content(a: Edit, b: Edit) -> bool:
+    """Whether two records are one edit (statuses and supersede links may differ)."""
+    return a.model_dump(exclude=set(_MUTABLE)) == b.model_dump(exclude=set(_MUTABLE))
+
+
+def _demote(edit: Edit, by: Edit) -> Edit:
+    return edit.model_copy(update={"status": "superseded", "superseded_change_id": by.change_id})
+
+
+def _newest_per_key(active: Iterable[Edit]) -> tuple[list[Edit], list[Edit]]:
+    """(survivors, stale): of several active edits of one key, all but the newest are stale."""
+    newest: dict[str, Edit] = {}
+    stale: list[Edit] = []
+    survivors: list[Edit] = []
+    for edit in sorted(active, key=lambda e: e.change_id):
+        key = _key_meta(edit)
+        if not key:
+            survivors.append(edit)
+            continue
+        if key in newest:
+            stale.append(newest[key])
+        newest[key] = edit
+    survivors.extend(newest.values())
+    return survivors, [_demote(e, newest[_key_meta(e)]) for e in stale]
+
+
+class _Stamps:
+    """The side collection: the schema version and one change stamp per namespace."""
+
+    def __init__(self, client: ClientAPI, collection: str) -> None:
+        self._collection: Collection = _store_call(
+            "opening",
+            client.get_or_create_collection,
+            name=f"{collection}__kme",
+            embedding_function=None,
+        )
+
+    def read(self, name: str) -> str | None:
+        got = _store_call("reading", self._collection.get, ids=[name], include=["metadatas"])
+        metas = got["metadatas"] or []
+        return str(metas[0]["value"]) if metas and metas[0] else None
+
+    def write(self, name: str, value: str) -> None:
+        _store_call(
+            "writing to",
+            self._collection.upsert,
+            ids=[name],
+            embeddings=np.ones((1, 1), dtype=np.float32),
+            metadatas=[{"value": value}],
+        )
+
+
 class EditMemory:
     """The edits of one namespace: add, search, history, undo, import and export.
 
-    Thread-safe within a process (writes take a lock); several processes share a store
-    through a Chroma server, each calling :meth:`refresh` to see the others' writes in
-    its graph (search and listing always read Chroma directly).
+    Thread-safe within a process (writes and :meth:`sync` take one lock; the graph locks
+    itself). Several processes share a store through a Chroma server, each calling
+    :meth:`sync` to see the others' writes in its graph (search and listing always read
+    Chroma directly).
     """
 
     def __init__(
@@ -141,13 +264,18 @@ class EditMemory:
         self.embedder: Embedder = embedder or MiniLMEmbedder()
         self.namespace = namespace
         self._lock = threading.RLock()
-        try:
-            self._collection: Collection = client.get_or_create_collection(
-                collection, embedding_function=None, metadata={"hnsw:space": "cosine"}
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot open collection {collection!r}: {exc}") from exc
+        self._collection: Collection = _store_call(
+            f"opening collection {collection!r} of",
+            client.get_or_create_collection,
+            name=collection,
+            embedding_function=None,
+            metadata={"hnsw:space": "cosine"},
+        )
+        self._stamps = _Stamps(client, collection)
+        self._migrate()
         self.graph = FactGraph()
+        self._active: set[str] = set()
+        self._stamp: str | None = None
         self.refresh()
 
     @classmethod
@@ -179,42 +307,151 @@ class EditMemory:
             collection=self._collection.name,
         )
 
+    # ---- schema ------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Re-key a version-1 store (records keyed by edit id alone) by namespace: each
+        record is written under its new key, then its old key is deleted, so an
+        interrupted migration resumes on the next open and loses nothing."""
+        version = self._stamps.read("schema")
+        if version is not None and int(version) >= SCHEMA_VERSION:
+            return
+        old = [i for ids, _ in self._pages(None, include=[]) for i in ids if _SEP not in i]
+        for chunk in _chunks(old, _IDS):
+            got = _store_call(
+                "reading",
+                self._collection.get,
+                ids=list(chunk),
+                include=["metadatas", "documents", "embeddings"],
+            )
+            metas = [dict(m or {}) for m in got["metadatas"] or []]
+            keys = [
+                record_key(str(m["namespace"]), i) for i, m in zip(got["ids"], metas, strict=True)
+            ]
+            _store_call(
+                "writing to",
+                self._collection.upsert,
+                ids=keys,
+                metadatas=metas,
+                documents=got["documents"],
+                embeddings=got["embeddings"],
+            )
+            _store_call("writing to", self._collection.delete, ids=got["ids"])
+        if old:
+            log.warning(
+                "re-keyed %d edits by namespace (store schema %d)", len(old), SCHEMA_VERSION
+            )
+        self._stamps.write("schema", str(SCHEMA_VERSION))
+
     # ---- reading -----------------------------------------------------------------------
 
-    def _get(self, where: dict[str, Any] | None = None, ids: list[str] | None = None) -> list[Edit]:
-        clause = _and({"namespace": self.namespace}, *([where] if where else []))
-        try:
-            got = self._collection.get(ids=ids, where=clause, include=["metadatas"])
-        except Exception as exc:
-            raise StoreError(f"reading the edit store failed: {exc}") from exc
-        metas = got["metadatas"] or []
-        return [Edit.from_metadata(i, dict(m)) for i, m in zip(got["ids"], metas, strict=True) if m]
+    def _pages(
+        self, where: dict[str, Any] | None, include: list[Any]
+    ) -> Iterator[tuple[list[str], list[Any]]]:
+        """Every record matching ``where``, ``_PAGE`` at a time: (keys, metadatas)."""
+        offset = 0
+        while True:
+            got = _store_call(
+                "reading",
+                self._collection.get,
+                where=where,
+                include=include,
+                limit=_PAGE,
+                offset=offset,
+            )
+            ids = list(got["ids"])
+            yield ids, list(got["metadatas"] or [])
+            if len(ids) < _PAGE:
+                return
+            offset += _PAGE
+
+    def _where(self, where: dict[str, Any] | None) -> dict[str, Any]:
+        return _and({"namespace": self.namespace}, *([where] if where else []))
+
+    def _records(self, where: dict[str, Any] | None = None) -> list[Edit]:
+        """This namespace's edits matching ``where`` (paged reads)."""
+        return [
+            Edit.from_metadata(_edit_id(i), dict(m))
+            for ids, metas in self._pages(self._where(where), ["metadatas"])
+            for i, m in zip(ids, metas, strict=True)
+            if m
+        ]
+
+    def _ids(self, where: dict[str, Any] | None = None) -> set[str]:
+        """The ids of this namespace's edits matching ``where`` (ids only, paged)."""
+        return {_edit_id(i) for ids, _ in self._pages(self._where(where), []) for i in ids}
+
+    def _by_ids(self, edit_ids: Iterable[str]) -> dict[str, Edit]:
+        """This namespace's edits with these ids (any status), by id."""
+        keys = sorted({record_key(self.namespace, i) for i in edit_ids})
+        found: dict[str, Edit] = {}
+        for chunk in _chunks(keys, _IDS):
+            got = _store_call(
+                "reading", self._collection.get, ids=list(chunk), include=["metadatas"]
+            )
+            for key, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                if meta:
+                    edit = Edit.from_metadata(_edit_id(key), dict(meta))
+                    found[edit.id] = edit
+        return found
 
     def refresh(self) -> None:
-        """Rebuild the graph from Chroma, and supersede stale duplicates a crash left."""
-        active = self._get({"status": "active"})
-        newest: dict[str, Edit] = {}
-        stale: list[Edit] = []
-        for edit in sorted(active, key=lambda e: e.change_id):
-            key = _key_meta(edit)
-            if key and key in newest:
-                stale.append(newest[key])
-            if key:
-                newest[key] = edit
+        """Rebuild the graph from Chroma, repairing what an interrupted write left."""
+        with self._lock:
+            stamp = self._stamps.read(self.namespace)  # before the records: see sync()
+            active = self._repair(self._records({"status": "active"}))
+            self.graph = FactGraph(active)
+            self._active = {e.id for e in active}
+            self._stamp = stamp
+
+    def sync(self, *, full: bool = False) -> bool:
+        """Apply other processes' writes to the graph (and repair interrupted ones); True
+        when the graph changed. Reads one stamp record unless it moved, or ``full``
+        compares the active ids anyway (for writers that died before their stamp)."""
+        with self._lock:
+            stamp = self._stamps.read(self.namespace)
+            if stamp == self._stamp and not full:
+                return False
+            now = self._ids({"status": "active"})
+            added = list(self._by_ids(now - self._active).values())
+            gone = self._active - now
+            keys = sorted({_key_meta(e) for e in added} - {""})
+            if keys:  # an interrupted supersede leaves a new edit beside the old one
+                stale = {e.id for e in self._repair(self._active_of_keys(keys), only_stale=True)}
+                added = [e for e in added if e.id not in stale]
+                gone |= stale & self._active
+                now -= stale
+            for edit_id in gone:
+                self.graph.remove(edit_id)
+            for edit in sorted(added, key=lambda e: e.change_id):
+                self.graph.add(edit)
+            self._active = now
+            self._stamp = stamp
+            if added or gone:
+                log.info(
+                    "namespace %r: %d edits arrived, %d left", self.namespace, len(added), len(gone)
+                )
+            return bool(added or gone)
+
+    def _repair(self, active: list[Edit], *, only_stale: bool = False) -> list[Edit]:
+        """Demote all but the newest active edit of each key; returns the survivors (or,
+        with ``only_stale``, the demoted)."""
+        survivors, stale = _newest_per_key(active)
         if stale:
             log.warning("repairing %d edits left active by an interrupted write", len(stale))
-            self._put([e.model_copy(update={"status": "superseded"}) for e in stale])
-        self.graph = FactGraph(e for e in active if e not in stale)
+            self._update(stale)
+            self._bump()
+        return stale if only_stale else survivors
 
     def __len__(self) -> int:
         """The number of active edits."""
-        return len(self._get({"status": "active"}))
+        return len(self._ids({"status": "active"}))
 
     def get(self, edit_id: str) -> Edit:
-        found = self._get(ids=[edit_id])
-        if not found:
+        found = self._by_ids([edit_id]).get(edit_id)
+        if found is None:
             raise EditNotFoundError(f"no edit {edit_id!r} in namespace {self.namespace!r}")
-        return found[0]
+        return found
 
     def edits(
         self,
@@ -230,7 +467,7 @@ class EditMemory:
             clauses.append({"status": status})
         if source is not None:
             clauses.append({"source": source})
-        edits = self._get(_and(*clauses) if clauses else None)
+        edits = self._records(_and(*clauses) if clauses else None)
         if subject is not None:
             edits = [e for e in edits if e.key and e.key[0] == normalise_name(subject)]
         if relation is not None:
@@ -262,11 +499,13 @@ class EditMemory:
                 if m.get("namespace") == self.namespace and m.get("status") == "active"
             ]
             if len(mine) >= k or len(ids) < fetch:  # enough, or the whole store was seen
-                return [SearchHit(Edit.from_metadata(i, m), 1.0 - d) for i, m, d in mine[:k]]
+                return [
+                    SearchHit(Edit.from_metadata(_edit_id(i), m), 1.0 - d) for i, m, d in mine[:k]
+                ]
         where = {"$and": [{"namespace": self.namespace}, {"status": "active"}]}
         ids, metas, dists = self._query(vector, k, where=where)
         return [
-            SearchHit(Edit.from_metadata(i, m), 1.0 - d)
+            SearchHit(Edit.from_metadata(_edit_id(i), m), 1.0 - d)
             for i, m, d in zip(ids, metas, dists, strict=True)
         ]
 
@@ -298,25 +537,22 @@ class EditMemory:
         return merge_hits(found)
 
     def _embeddings(self, ids: list[str]) -> np.ndarray:
-        try:
-            got = self._collection.get(ids=ids, include=["embeddings"])
-        except Exception as exc:
-            raise StoreError(f"reading the edit store failed: {exc}") from exc
-        by_id = dict(zip(got["ids"], got["embeddings"], strict=True))  # type: ignore[arg-type]
-        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+        keys = [record_key(self.namespace, i) for i in ids]
+        got = _store_call("reading", self._collection.get, ids=keys, include=["embeddings"])
+        by_key = dict(zip(got["ids"], got["embeddings"], strict=True))  # type: ignore[arg-type]
+        return np.asarray([by_key[k] for k in keys], dtype=np.float32)
 
     def _query(
         self, vector: np.ndarray, n: int, where: dict[str, Any] | None
     ) -> tuple[list[str], list[dict[str, Any]], list[float]]:
-        try:
-            got = self._collection.query(
-                query_embeddings=vector,
-                n_results=n,
-                where=where,
-                include=["metadatas", "distances"],
-            )
-        except Exception as exc:
-            raise StoreError(f"searching the edit store failed: {exc}") from exc
+        got = _store_call(
+            "searching",
+            self._collection.query,
+            query_embeddings=vector,
+            n_results=n,
+            where=where,
+            include=["metadatas", "distances"],
+        )
         metas = [dict(m or {}) for m in (got["metadatas"] or [[]])[0]]
         dists = [float(d) for d in (got["distances"] or [[]])[0]]
         return list(got["ids"][0]), metas, dists
@@ -324,103 +560,129 @@ class EditMemory:
     def history(self, subject: str, relation: str) -> list[Edit]:
         """Every edit ever made to (subject, relation) in this namespace, oldest first."""
         key = f"{normalise_name(subject)}\t{normalise_name(relation)}"
-        return sorted(self._get({"key": key}), key=lambda e: e.change_id)
+        return sorted(self._records({"key": key}), key=lambda e: e.change_id)
 
     # ---- writing -----------------------------------------------------------------------
 
-    def _put(self, edits: Sequence[Edit], vectors: np.ndarray | None = None) -> None:
-        """Write records as they are: whole (with ``vectors``) or only their metadata.
+    def _bump(self) -> None:
+        """Tell every process that this namespace changed (after the records are written)."""
+        self._stamps.write(self.namespace, new_change_id())
+
+    def _insert(self, edits: Sequence[Edit], vectors: np.ndarray) -> None:
+        """Write new records. ``add`` never replaces a record that has the key."""
+        _store_call(
+            "writing to",
+            self._collection.add,
+            ids=[record_key(self.namespace, e.id) for e in edits],
+            metadatas=[{k: v for k, v in _metadata(e).items() if v is not None} for e in edits],
+            documents=[e.statement for e in edits],
+            embeddings=vectors,
+        )
+
+    def _check_inserted(self, edits: Sequence[Edit]) -> None:
+        """Chroma's ``add`` skips a key that exists: when another process took one of
+        these ids between our check and our write, take ours back and refuse."""
+        stored = self._by_ids(e.id for e in edits)
+        lost = [e.id for e in edits if not _same_content(stored[e.id], e)]
+        if lost:
+            self._remove([e.id for e in edits if e.id not in lost])
+            raise EditConflictError(
+                f"edit id {lost[0]!r} was taken in namespace {self.namespace!r} by another "
+                "writer at the same moment; nothing of this batch was kept"
+            )
+
+    def _update(self, edits: Sequence[Edit]) -> None:
+        """Rewrite records' metadata; the statement and its embedding stay.
 
         Metadata-only writes must not carry documents: Chroma would try to embed them
         with its default model, which it downloads.
         """
-        for start in range(0, len(edits), _WRITE_BATCH):
-            chunk = edits[start : start + _WRITE_BATCH]
-            ids = [e.id for e in chunk]
-            metadatas: list[Any] = [_metadata(e) for e in chunk]
-            try:
-                if vectors is None:  # metadata only: the statement and its embedding stay
-                    self._collection.update(ids=ids, metadatas=metadatas)
-                else:
-                    self._collection.upsert(
-                        ids=ids,
-                        metadatas=metadatas,
-                        documents=[e.statement for e in chunk],
-                        embeddings=vectors[start : start + _WRITE_BATCH],
-                    )
-            except Exception as exc:
-                raise StoreError(f"writing to the edit store failed: {exc}") from exc
+        for chunk in _chunks(edits, _WRITE_BATCH):
+            _store_call(
+                "writing to",
+                self._collection.update,
+                ids=[record_key(self.namespace, e.id) for e in chunk],
+                metadatas=[_metadata(e) for e in chunk],
+            )
 
-    def _active_for_keys(self, keys: Iterable[str]) -> dict[str, Edit]:
-        wanted = sorted(set(keys) - {""})
-        found: dict[str, Edit] = {}
-        for start in range(0, len(wanted), _WRITE_BATCH):
-            chunk = wanted[start : start + _WRITE_BATCH]
-            for edit in self._get(_and({"status": "active"}, {"key": {"$in": chunk}})):
-                current = found.get(_key_meta(edit))
-                if current is None or current.change_id < edit.change_id:
-                    found[_key_meta(edit)] = edit
+    def _remove(self, edit_ids: Sequence[str]) -> None:
+        keys = [record_key(self.namespace, i) for i in edit_ids]
+        for chunk in _chunks(keys, _IDS):
+            _store_call("writing to", self._collection.delete, ids=list(chunk))
+
+    def _active_of_keys(self, keys: Sequence[str]) -> list[Edit]:
+        """Every active edit of these (subject, relation) keys."""
+        found: list[Edit] = []
+        for chunk in _chunks(sorted(set(keys) - {""}), _WRITE_BATCH):
+            found += self._records(_and({"status": "active"}, {"key": {"$in": list(chunk)}}))
         return found
 
     def _resolve_supersedes(
         self, incoming: Sequence[Edit], link: bool
     ) -> tuple[list[Edit], list[Edit]]:
-        """Decide, key by key, which edit stays active: the newest change wins.
+        """Decide, key by key, which edit stays active: the newest change wins (between
+        edits of one change, the later in ``incoming``).
 
-        Returns the incoming edits (with ``supersedes`` filled in when ``link``) and the
-        stored edits that must become ``superseded``.
+        Returns the incoming edits in their order (losers marked ``superseded``, winners
+        with ``supersedes`` filled in when ``link``) and the stored edits to demote.
         """
-        holder = self._active_for_keys(_key_meta(e) for e in incoming if e.status == "active")
-        stored_ids = {e.id for e in holder.values()}
-        out: list[Edit] = []
+        keys = [_key_meta(e) for e in incoming if e.status == "active"]
+        stored, _ = _newest_per_key(self._active_of_keys(keys))
+        holder = {_key_meta(e): e for e in stored if _key_meta(e)}
+        before = dict(holder)
+        out = {e.id: e for e in incoming}
         for edit in sorted(incoming, key=lambda e: e.change_id):
             key = _key_meta(edit)
-            current = holder.get(key) if key and edit.status == "active" else None
-            if current is not None and current.id != edit.id:
-                if current.change_id > edit.change_id:
-                    edit = edit.model_copy(update={"status": "superseded"})
-                elif link and edit.supersedes is None:
-                    edit = edit.model_copy(update={"supersedes": current.id})
-            out.append(edit)
-            if key and edit.status == "active":
-                holder[key] = edit
-        winners = {e.id for e in holder.values()}
-        out = [
-            e.model_copy(update={"status": "superseded"})
-            if e.status == "active" and e.key and e.id not in winners
-            else e
-            for e in out
-        ]
-        lost = sorted(stored_ids - winners)
-        losers = self._get(ids=lost) if lost else []
-        return out, [e.model_copy(update={"status": "superseded"}) for e in losers]
+            if not key or edit.status != "active":
+                continue
+            current = holder.get(key)
+            if current is not None and current.change_id > edit.change_id:
+                out[edit.id] = _demote(edit, current)
+                continue
+            if current is not None:
+                if link and edit.supersedes is None:
+                    out[edit.id] = out[edit.id].model_copy(update={"supersedes": current.id})
+                if current.id in out:  # an incoming edit that a later one replaces
+                    out[current.id] = _demote(out[current.id], edit)
+            holder[key] = out[edit.id]
+        demoted = [_demote(e, holder[k]) for k, e in before.items() if holder[k].id != e.id]
+        return [out[e.id] for e in incoming], demoted
 
-    def _write_new(
-        self, edits: Sequence[Edit], link: bool, progress: Progress | None
-    ) -> list[Edit]:
-        """Embed and store edits; supersede what they replace; update the graph."""
-        if not edits:
-            return []
-        edits = [e.model_copy(update={"namespace": self.namespace}) for e in edits]
-        ids = [e.id for e in edits]
-        if len(set(ids)) != len(ids):
-            raise ValidationError("an import holds the same edit id twice")
+    def _refuse_taken(self, edits: Sequence[Edit]) -> None:
+        taken = self._by_ids(e.id for e in edits)
+        if taken:
+            first = sorted(taken)[0]
+            raise EditConflictError(
+                f"edit id {first!r} is already taken in namespace {self.namespace!r} "
+                f"({len(taken)} of {len(edits)} ids are): ids are never overwritten; "
+                "leave the id out for a fresh one"
+            )
+
+    def _write(self, edits: Sequence[Edit], link: bool, progress: Progress | None) -> list[Edit]:
+        """Embed and store new records; supersede what they replace; update the graph.
+
+        Per batch: the new records first, then the demoted ones, then the stamp.
+        """
+        if len({e.id for e in edits}) != len(edits):
+            raise ValidationError("one change holds the same edit id twice")
         written: list[Edit] = []
-        for start in range(0, len(edits), _WRITE_BATCH):
-            chunk = edits[start : start + _WRITE_BATCH]
-            vectors = self.embedder.embed([e.statement for e in chunk])
+        for chunk in _chunks(edits, _WRITE_BATCH):
+            vectors = self.embedder.embed([e.statement for e in chunk])  # (chunk, dim)
             with self._lock:
+                self._refuse_taken(chunk)
                 out, demoted = self._resolve_supersedes(chunk, link)
-                by_id = {e.id: e for e in out}
-                ordered = [by_id[e.id] for e in chunk]
-                self._put(ordered, vectors)
-                if demoted:
-                    self._put(demoted)
-                for edit in demoted:
+                self._insert(out, vectors)
+                self._check_inserted(out)
+                self._update(demoted)
+                self._bump()
+                for edit in demoted + [e for e in out if e.status != "active"]:
                     self.graph.remove(edit.id)
-                for edit in sorted(ordered, key=lambda e: e.change_id):
-                    self.graph.add(edit)
-            written.extend(ordered)
+                    self._active.discard(edit.id)
+                for edit in sorted(out, key=lambda e: e.change_id):
+                    if edit.status == "active":
+                        self.graph.add(edit)
+                        self._active.add(edit.id)
+            written.extend(out)
             if progress is not None:
                 progress(len(chunk))
         return written
@@ -430,19 +692,72 @@ class EditMemory:
         return self.add_many([edit])[0]
 
     def add_many(self, edits: Sequence[Edit], *, progress: Progress | None = None) -> list[Edit]:
-        """Store several edits as one change (undone together)."""
+        """Store several edits as one change (undone together). The store sets the
+        namespace, change id, status and supersede links; an id already present in the
+        namespace is refused (:class:`EditConflictError`) before anything is written."""
         change = new_change_id()
         fresh = [
             e.model_copy(
-                update={"change_id": change, "status": "active", "deleted_change_id": None}
+                update={
+                    "namespace": self.namespace,
+                    "change_id": change,
+                    "status": "active",
+                    "supersedes": None,
+                    "deleted_change_id": None,
+                    "superseded_change_id": None,
+                }
             )
             for e in edits
         ]
-        return self._write_new(fresh, link=True, progress=progress)
+        self._refuse_taken(fresh)
+        return self._write(fresh, link=True, progress=progress)
 
     def restore(self, edits: Sequence[Edit], *, progress: Progress | None = None) -> list[Edit]:
-        """Write exported edits back exactly as they were (ids, statuses, change ids)."""
-        return self._write_new(list(edits), link=False, progress=progress)
+        """Write exported edits back: this namespace's exactly as they were (ids,
+        statuses, change ids; ones already stored are skipped), another namespace's as
+        copies (see the module docstring). Returns the records written."""
+        own = [e for e in edits if self._is_own(e)]
+        if len({e.id for e in own}) != len(own):
+            raise ValidationError("the file holds the same edit id twice")
+        with self._lock:
+            stored = self._by_ids(e.id for e in own)
+            clash = [e.id for e in own if e.id in stored and not _same_content(e, stored[e.id])]
+            if clash:
+                raise EditConflictError(
+                    f"edit id {clash[0]!r} is already taken in namespace {self.namespace!r} "
+                    f"by another edit ({len(clash)} ids are); nothing was imported"
+                )
+            fresh = [
+                e.model_copy(update={"namespace": self.namespace})
+                for e in own
+                if e.id not in stored
+            ]
+        written = self._write(fresh, link=False, progress=progress)
+        copies = self._copies([e for e in edits if not self._is_own(e)])
+        return written + self._write(copies, link=True, progress=progress)
+
+    def _is_own(self, edit: Edit) -> bool:
+        return "namespace" not in edit.model_fields_set or edit.namespace == self.namespace
+
+    def _copies(self, edits: Sequence[Edit]) -> list[Edit]:
+        """Another namespace's edits as new records here: fresh ids (supersede links
+        followed), ``origin`` naming the source, one new change."""
+        change = new_change_id()
+        ids = {e.id: new_edit_id() for e in edits}
+        return [
+            e.model_copy(
+                update={
+                    "id": ids[e.id],
+                    "namespace": self.namespace,
+                    "origin": e.origin or record_key(e.namespace, e.id),
+                    "change_id": change,
+                    "supersedes": ids.get(e.supersedes) if e.supersedes else None,
+                    "deleted_change_id": None,
+                    "superseded_change_id": change if e.status == "superseded" else None,
+                }
+            )
+            for e in edits
+        ]
 
     def delete(self, edit_id: str) -> Edit:
         """Mark an edit deleted (history keeps it; undo brings it back)."""
@@ -453,48 +768,54 @@ class EditMemory:
             gone = edit.model_copy(
                 update={"status": "deleted", "deleted_change_id": new_change_id()}
             )
-            self._put([gone])
+            self._update([gone])
+            self._bump()
             self.graph.remove(edit_id)
+            self._active.discard(edit_id)
             return gone
 
     def undo(self) -> UndoResult:
         """Revert the newest change of this namespace: an add (or import), or a delete."""
         with self._lock:
-            edits = self._get()
+            edits = self._records()
             adds = {e.change_id for e in edits}
             deletes = {e.deleted_change_id for e in edits if e.deleted_change_id}
             if not adds:
                 raise NothingToUndoError(f"nothing to undo in namespace {self.namespace!r}")
             change = max(adds | deletes)
             if change in deletes:
-                return self._undo_delete(
+                result = self._undo_delete(
                     change, [e for e in edits if e.deleted_change_id == change]
                 )
-            return self._undo_add(change, edits)
+            else:
+                result = self._undo_add(change, edits)
+            self._bump()
+            self.sync(full=True)
+            return result
 
     def _undo_delete(self, change: str, edits: list[Edit]) -> UndoResult:
         back = [e.model_copy(update={"status": "active", "deleted_change_id": None}) for e in edits]
         out, demoted = self._resolve_supersedes(back, link=False)
-        self._put(out + demoted)
-        self.refresh()
+        self._update(out)  # revived first: a crash before the demotion leaves a duplicate
+        self._update(demoted)
         return UndoResult(change, "delete", (), tuple(e.id for e in out))
 
     def _undo_add(self, change: str, edits: list[Edit]) -> UndoResult:
         added = [e for e in edits if e.change_id == change]
         added_ids = {e.id for e in added}
-        replaced = {e.supersedes for e in added if e.supersedes} - added_ids
+        legacy = {e.supersedes for e in added if e.supersedes} - added_ids  # schema 1 links
         revived = [
-            e.model_copy(update={"status": "active"})
+            e.model_copy(update={"status": "active", "superseded_change_id": None})
             for e in edits
-            if e.id in replaced and e.status == "superseded"
+            if e.status == "superseded"
+            and e.id not in added_ids
+            and (
+                e.superseded_change_id == change
+                or (e.superseded_change_id is None and e.id in legacy)
+            )
         ]
-        if revived:
-            self._put(revived)
-        try:
-            self._collection.delete(ids=[e.id for e in added])
-        except Exception as exc:
-            raise StoreError(f"writing to the edit store failed: {exc}") from exc
-        self.refresh()
+        self._update(revived)  # revived first: a crash before the delete is repaired away
+        self._remove([e.id for e in added])
         return UndoResult(change, "add", tuple(e.id for e in added), tuple(e.id for e in revived))
 
     # ---- files ---------------------------------------------------------------------------
@@ -514,8 +835,8 @@ class EditMemory:
     def import_edits(
         self, edits: Sequence[Edit], fmt: Format, *, progress: Progress | None = None
     ) -> list[Edit]:
-        """Store edits read from a file of format ``fmt``: JSONL is restored exactly as it
-        was exported; the public formats are added as one new change."""
+        """Store edits read from a file of format ``fmt``: JSONL is restored (see
+        :meth:`restore`); the public formats are added as one new change."""
         if fmt == "jsonl":
             return self.restore(edits, progress=progress)
         return self.add_many(edits, progress=progress)

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from kme_rag.backends import Backend, LlamaCppBackend, OpenAIBackend
-from kme_rag.memory.store import EditMemory, open_chroma
+from kme_rag.memory.store import EditMemory
 from kme_rag.scope.classifier import TrainedScope
-from kme_rag.server.failures import BodyLimit, install_error_handlers
+from kme_rag.server.auth import open_access
+from kme_rag.server.failures import BodyLimit, LoopbackOnly, install_error_handlers
 from kme_rag.server.proxy import Proxy
 from kme_rag.server.routes import router
 from kme_rag.server.tenants import Tenants
@@ -63,14 +64,13 @@ def _backend(settings: Settings, native: bool) -> Backend:
 def _proxy(settings: Settings, upstream: Upstream | None, embedder: Embedder | None) -> Proxy:
     native = _native_chat(settings)
     base = EditMemory.open(settings, embedder=embedder)
-    collection = open_chroma(settings).get_collection(settings.collection)
     walker = None
     if settings.serve_multihop:
         from kme_rag.multihop.walk import build_walker
 
         walker = partial(build_walker, settings)
     backend, scope = _backend(settings, native), TrainedScope(base.embedder)
-    tenants = Tenants(base, collection, backend, scope, walker=walker)
+    tenants = Tenants(base, backend, scope, walker=walker)
     if upstream is None and settings.upstream_url:
         upstream = Upstream.remote(
             settings.upstream_url,
@@ -85,7 +85,8 @@ def create_app(
 ) -> FastAPI:
     """The proxy for ``settings``: upstream from ``settings.upstream_url`` (else the
     local model in-process), edits from the store the settings name. ``upstream`` and
-    ``embedder`` may be given to share them (tests, benchmarks)."""
+    ``embedder`` may be given to share them (tests, benchmarks). With no keys configured
+    it answers loopback clients only, however it is served."""
     proxy = _proxy(settings, upstream, embedder)
 
     @contextlib.asynccontextmanager
@@ -109,4 +110,6 @@ def create_app(
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if open_access(settings):  # added last, so it runs first: before the body is read
+        app.add_middleware(LoopbackOnly)
     return app

@@ -1,8 +1,10 @@
 """Every failure as an OpenAI-style ``{"error": {"message", "type", "code"}}`` body with
 the status its :class:`~kme_rag.errors.KmeError` class carries; never a traceback.
 
-Also the body-size limit, as ASGI middleware: it reads at most ``limit + 1`` bytes of a
-request (whatever its ``Content-Length`` says) and answers 413 above the limit.
+Also two guards, as ASGI middleware that answers before any handler runs: the body-size
+limit reads at most ``limit + 1`` bytes of a request (whatever its ``Content-Length``
+says) and answers 413 above the limit; :class:`LoopbackOnly`, for an app with no keys
+configured, answers 403 to every client that is not on this machine.
 """
 
 from __future__ import annotations
@@ -23,10 +25,18 @@ from kme_rag.errors import (
     KmeError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     ValidationError,
 )
+from kme_rag.server.auth import loopback_client
 
-__all__ = ["BodyLimit", "error_response", "install_error_handlers", "validation_message"]
+__all__ = [
+    "BodyLimit",
+    "LoopbackOnly",
+    "error_response",
+    "install_error_handlers",
+    "validation_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +134,25 @@ class BodyLimit:
             parts.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(parts)
+
+
+class LoopbackOnly:
+    """Answer 403 to any client not on loopback, or not known, before any handler runs:
+    an app with no keys configured lets every caller change edits, wherever it listens."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        host = (scope.get("client") or [None])[0]  # (host, port), or None when unknown
+        if scope["type"] != "http" or loopback_client(host):
+            await self.app(scope, receive, send)
+            return
+        refused = PermissionDeniedError(
+            "no API keys configured (KME_API_KEYS / KME_ADMIN_KEYS): this proxy answers "
+            f"clients on loopback only, not {host or 'an unknown address'}"
+        )
+        await error_response(refused)(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

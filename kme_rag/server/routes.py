@@ -51,7 +51,8 @@ Namespace = Annotated[
         alias="x-kme-namespace",
         pattern=NAME,
         description="The tenant's namespace of edits (default: the server's KME_NAMESPACE, "
-        "'default' unless set).",
+        "'default' unless set). A key may use the namespaces KME_KEY_NAMESPACES lists for "
+        'it (["*"]: any); a key it does not list, only the default one (else 403).',
     ),
 ]
 

@@ -43,7 +43,7 @@ def proxy_settings(tmp: Path, upstream: str, **extra: Any) -> Settings:
         upstream_framing="qa",  # the bundled Gemma is a base model
         api_keys=(CHAT, TENANT),
         admin_keys=(ADMIN,),
-        key_namespaces={TENANT: ("tenant-a",)},
+        key_namespaces={TENANT: ("tenant-a",), ADMIN: ("*",)},  # CHAT: the default only
         **extra,
     )
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kme_rag.errors import AuthenticationError, PermissionDeniedError
-from kme_rag.server.auth import identify, require_admin, require_namespace
+from kme_rag.server.auth import identify, loopback_client, require_admin, require_namespace
 from kme_rag.server.cli import bind_host
 from kme_rag.server.failures import validation_message
 from kme_rag.server.sse import EventSplitter, encode_event, event_data
@@ -163,7 +163,9 @@ def test_the_editor_reads_text_parts_and_the_user_keeps_their_own_messages() -> 
 
 def test_keys_chat_admin_and_namespaces() -> None:
     settings = Settings(
-        api_keys=("chat1",), admin_keys=("root",), key_namespaces={"chat1": ("tenant-a",)}
+        api_keys=("chat1", "chat2"),
+        admin_keys=("root", "ops"),
+        key_namespaces={"chat1": ("tenant-a",), "root": ("*",)},
     )
     with pytest.raises(AuthenticationError, match="missing API key"):
         identify(settings, None)
@@ -177,9 +179,51 @@ def test_keys_chat_admin_and_namespaces() -> None:
         require_namespace(chat, "tenant-b")
     with pytest.raises(PermissionDeniedError, match="admin"):
         require_admin(chat)
+    with pytest.raises(PermissionDeniedError, match="namespace 'default'"):
+        require_namespace(chat, "default")  # listed: only where listed
     root = identify(settings, "bearer root")
     require_admin(root)
     require_namespace(root, "anything")
+    require_namespace(root, "default")
+
+
+@pytest.mark.parametrize("key", ["chat2", "ops"])
+def test_a_key_not_listed_may_use_only_the_default_namespace(key: str) -> None:
+    settings = Settings(
+        api_keys=("chat2",), admin_keys=("ops",), key_namespaces={"other": ("x",)}, namespace="main"
+    )
+    caller = identify(settings, f"Bearer {key}")
+    require_namespace(caller, "main")
+    for namespace in ("default", "x", "*"):
+        with pytest.raises(PermissionDeniedError, match=f"namespace {namespace!r}"):
+            require_namespace(caller, namespace)
+
+
+def test_without_keys_every_caller_is_an_admin_anywhere() -> None:
+    caller = identify(Settings(), None)
+    require_admin(caller)
+    require_namespace(caller, "anything")
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("::ffff:10.0.0.1", False),
+        ("203.0.113.5", False),
+        ("2001:db8::1", False),
+        ("0.0.0.0", False),
+        ("localhost", False),  # a client is an address, never a name
+        ("testclient", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_which_clients_are_on_loopback(host: str | None, loopback: bool) -> None:
+    assert loopback_client(host) is loopback
 
 
 def test_keys_from_the_environment_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
