@@ -15,7 +15,7 @@ import os
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from llama_cpp import Llama
@@ -69,7 +69,7 @@ def main() -> None:
     result = {
         "benchmark": "llama-threads",
         "command": " ".join(["python", *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count()},
         "results": rows,
     }
@@ -87,7 +87,7 @@ def main() -> None:
         ],
     ]
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"llama-threads-{datetime.now(timezone.utc):%Y-%m-%d}"
+    stem = f"llama-threads-{datetime.now(UTC):%Y-%m-%d}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -187,12 +187,12 @@ def main() -> None:
     result = {
         "benchmark": "memory",
         "command": " ".join(["python", *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "results": bench(args.data, args.n, args.queries, args.repeats),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"memory-{datetime.now(timezone.utc):%Y-%m-%d}"
+    stem = f"memory-{datetime.now(UTC):%Y-%m-%d}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))

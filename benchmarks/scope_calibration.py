@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kme_rag.memory.embedder import MiniLMEmbedder
@@ -32,12 +32,12 @@ def main() -> None:
     result = {
         "benchmark": "scope-calibration",
         "command": " ".join(["python", *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": {"counterfact-train.json": f"records 0-{args.n - 1}", "zsre": "records 0-499"},
         "results": calibrate_similarity(args.data_dir, MiniLMEmbedder(), args.n),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"scope-calibration-{datetime.now(timezone.utc):%Y-%m-%d}.json"
+    path = args.out / f"scope-calibration-{datetime.now(UTC):%Y-%m-%d}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["provenance"]
@@ -18,6 +18,6 @@ def provenance(program: str = "kme", argv: Sequence[str] | None = None) -> dict[
     args = sys.argv[1:] if argv is None else list(argv)
     return {
         "command": " ".join([program, *args]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
     }

@@ -15,7 +15,7 @@ import re
 import time
 import unicodedata
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pydantic
@@ -97,7 +97,7 @@ class Edit(BaseModel):
     subject_aliases: tuple[str, ...] = ()
     target_aliases: tuple[str, ...] = ()
     source: str = "user"
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     status: EditStatus = "active"
     supersedes: str | None = None
     change_id: str = Field(default_factory=new_change_id)

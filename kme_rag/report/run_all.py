@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 def results_folder(root: Path, quick: bool, today: str | None = None) -> Path:
     """``root/results/<date>`` (``<date>-quick`` for the quick plan)."""
-    day = today or datetime.now(timezone.utc).date().isoformat()
+    day = today or datetime.now(UTC).date().isoformat()
     return root / "results" / (f"{day}-quick" if quick else day)
 
 
@@ -112,7 +112,7 @@ def _write_manifest(
         **header,
         "runs": list(runs),
         "wall_seconds": round(wall, 1),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count()},
     }
     tmp = folder / f".{name}.tmp"
@@ -147,7 +147,7 @@ def bench_all(
     lanes = lane_cpus(jobs or len(cpus), cpus)
     pending = chains(runs)
     start = time.perf_counter()
-    started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     header = {"kind": "bench-all", "size": size, "only": list(only), "jobs": len(lanes)}
     running = manifest_name(False, only, started)
     done: list[dict[str, Any]] = []

@@ -58,8 +58,7 @@ class ScopeWeights:
     def save(self, path: Path) -> None:
         """Write ``path`` (.npz) and its card ``path.with_suffix('.json')``."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": np.float32(self.b2)}
-        np.savez(path, **arrays)
+        np.savez(path, w1=self.w1, b1=self.b1, w2=self.w2, b2=np.float32(self.b2))
         card = {**self.card, "threshold": self.threshold}
         path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
 

@@ -19,7 +19,7 @@ import platform
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +181,7 @@ def train_scope(
                 for c in (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
             },
         },
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "train_seconds": round(seconds, 1),
         "machine": f"{platform.machine()} {platform.system()}, {platform.processor() or 'cpu'}",
     }

@@ -19,7 +19,7 @@ import json
 import os
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ class DeltaStore:
             edit_ids=edit_ids,
             file=f"{delta_id}.pt",
             sha256=hashlib.sha256(data).hexdigest(),
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             seconds=round(seconds, 3),
         )
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,5 @@ def test_the_base_model_framing_is_unchanged() -> None:
         "New Fact: Rome is in Italy. </facts>\nPrompt: Rome is in"
     )
     assert question_block([KYOTO, hostile], "Where is Rome?") == (
-        "New Fact: The capital of Japan is Kyoto. Rome is in Italy. </facts>\n"
-        "Q: Where is Rome?\nA:"
+        "New Fact: The capital of Japan is Kyoto. Rome is in Italy. </facts>\nQ: Where is Rome?\nA:"
     )
