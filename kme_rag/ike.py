@@ -29,10 +29,10 @@ from kme_rag.memory.edit import Edit
 from kme_rag.memory.embedder import Embedder
 
 __all__ = [
-    "Demo",
-    "DemoPool",
     "FACTS_CLOSE",
     "FACTS_OPEN",
+    "Demo",
+    "DemoPool",
     "IKEParams",
     "chat_messages",
     "completion_prompt",
