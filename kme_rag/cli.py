@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -211,7 +212,13 @@ def edit_import(
     with tqdm(total=len(edits), unit="edit", file=sys.stderr) as bar:
         done = memory.import_edits(edits, kind, progress=bar.update)
     elapsed = time.perf_counter() - start
-    typer.echo(f"imported {len(done)} edits in {elapsed:.1f} s")
+    copied = sum(1 for e in done if e.origin and e.namespace != e.origin.split("/", 1)[0])
+    skipped = len(edits) - len(done)
+    typer.echo(
+        f"imported {len(done)} edits in {elapsed:.1f} s"
+        + (f" ({copied} copied from another namespace, with new ids)" if copied else "")
+        + (f"; {skipped} already in the store, skipped" if skipped else "")
+    )
 
 
 @edit_app.command("export")
@@ -341,7 +348,7 @@ def scope_eval(
     EDITS edits stored at once, on held-out CounterFact-format records."""
     import platform
     import tempfile
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tqdm import tqdm
 
@@ -394,7 +401,7 @@ def scope_eval(
             **result,
             "data": str(path),
             "command": " ".join(["kme", *sys.argv[1:]]),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": platform.platform(),
         }
         out.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")

@@ -531,16 +531,30 @@ class EditMemory:
             if e.id not in seen and e.namespace == self.namespace
         ]
         if named:
-            stored = self._embeddings([e.id for e in named])  # (named, dim)
-            scores = (stored @ vectors.T).max(axis=1)  # best cosine over query and focus
-            found.append([SearchHit(e, float(s)) for e, s in zip(named, scores, strict=True)])
+            current = self._current(named)  # as Chroma holds them now
+            if current:
+                stored = np.asarray([v for _, v in current], dtype=np.float32)  # (named, dim)
+                scores = (stored @ vectors.T).max(axis=1)  # best cosine over query and focus
+                hits = [SearchHit(e, float(s)) for (e, _), s in zip(current, scores, strict=True)]
+                found.append(hits)
         return merge_hits(found)
 
-    def _embeddings(self, ids: list[str]) -> np.ndarray:
-        keys = [record_key(self.namespace, i) for i in ids]
-        got = _store_call("reading", self._collection.get, ids=keys, include=["embeddings"])
-        by_key = dict(zip(got["ids"], got["embeddings"], strict=True))  # type: ignore[arg-type]
-        return np.asarray([by_key[k] for k in keys], dtype=np.float32)
+    def _current(self, edits: list[Edit]) -> list[tuple[Edit, np.ndarray]]:
+        """Those of ``edits`` still active in Chroma, as stored there, with their
+        embeddings. The graph may name an edit another process has just undone or
+        deleted; until this process syncs, Chroma's word is the one that counts."""
+        keys = [record_key(self.namespace, e.id) for e in edits]
+        got = _store_call(
+            "reading", self._collection.get, ids=keys, include=["metadatas", "embeddings"]
+        )
+        vectors: Any = got["embeddings"]
+        rows = zip(got["ids"], got["metadatas"] or [], vectors, strict=True)
+        found = {
+            key: (Edit.from_metadata(_edit_id(key), dict(meta)), np.asarray(vector))
+            for key, meta, vector in rows
+            if meta and meta.get("status") == "active"
+        }
+        return [found[k] for k in keys if k in found]
 
     def _query(
         self, vector: np.ndarray, n: int, where: dict[str, Any] | None

@@ -133,9 +133,20 @@ def _check_namespace(edits: list[Edit], namespace: str) -> None:
             )
 
 
-@router.post("/v1/edits", tags=["edits"], responses={**_ERRORS})
+_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"description": "An id the request names is already taken in this namespace"}
+}
+
+
+@router.post("/v1/edits", tags=["edits"], responses={**_ERRORS, **_TAKEN})
 async def add_edits(body: Edit | list[Edit], tenant: Changing) -> Edit | EditList:
-    """Add one edit (an Edit object) or a batch (a list, stored as one change)."""
+    """Add one edit (an Edit object) or a batch (a list, stored as one change).
+
+    Ids are unique per namespace. Leave ``id`` out and the server draws one; an ``id``
+    already present in this namespace (any status) is refused with 409 and nothing is
+    written — an edit is never overwritten by id. The same id in another namespace is
+    another tenant's record and is not touched. ``status``, ``change_id``,
+    ``supersedes`` and the other history fields are set by the server."""
     edits = body if isinstance(body, list) else [body]
     if not edits:
         raise ValidationError("expected at least one edit, got an empty list")
