@@ -16,12 +16,12 @@ from typing import Any, Literal, cast
 
 import typer
 
+from kme_rag.bench.provenance import provenance
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import KmeError, ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import Format
 from kme_rag.memory.store import EditMemory
-from kme_rag.provenance import provenance
 from kme_rag.server.cli import serve
 from kme_rag.settings import Settings
 from kme_rag.whitebox.cli import whitebox_app
@@ -352,9 +352,9 @@ def scope_eval(
 
     from tqdm import tqdm
 
+    from kme_rag.bench.scope_eval import evaluate_scope
     from kme_rag.scope.base import ScopeModel
     from kme_rag.scope.classifier import ScopeWeights, TrainedScope
-    from kme_rag.scope.evaluate import evaluate_scope
     from kme_rag.scope.similarity import SimilarityScope
 
     settings = _settings(ctx)
@@ -427,7 +427,7 @@ def _bench_mquake(
 ) -> None:
     """``kme bench mquake``: the unedited model, MeLLo, the graph walk (kme) or the walk
     on weights that hold every case's edits (kme+weights)."""
-    from kme_rag.multihop.bench import Method, bench_mquake, load_cases
+    from kme_rag.bench.mquake import Method, bench_mquake, load_cases
 
     if known_facts and method != "kme":
         raise ValidationError("expected --known-facts only with --method kme")
@@ -449,8 +449,8 @@ def _bench_mquake(
 
 def _scratch_weights(settings: Settings, stats_samples: int | None) -> Any:
     """The local model on a scratch deltas folder (the user's weight edits untouched)."""
+    from kme_rag.whitebox.second_moments import StatsParams
     from kme_rag.whitebox.session import WeightEditor, WeightEditParams
-    from kme_rag.whitebox.stats import StatsParams
 
     stats = StatsParams() if stats_samples is None else StatsParams(samples=stats_samples)
     return WeightEditor.open_scratch(settings, params=WeightEditParams(stats=stats))
@@ -461,7 +461,7 @@ def _bench_weights(weights: Any, dataset: str, cases: list[Any], params: Any, ou
     import torch
     from tqdm import tqdm
 
-    from kme_rag.whitebox.bench import run_weight_cases, summarise_weights
+    from kme_rag.bench.weights import run_weight_cases, summarise_weights
 
     rows = []
     cases_path = out.with_suffix(".cases.jsonl")
@@ -592,7 +592,7 @@ def bench(
     from tqdm import tqdm
 
     if dataset == "all":
-        from kme_rag.report.run_all import bench_all
+        from kme_rag.bench.run_all import bench_all
 
         names = tuple(s for s in (only or "").split(",") if s)
         settings = _settings(ctx)
@@ -604,8 +604,8 @@ def bench(
     if out is None:
         raise ValidationError(f"expected --out FILE.json for bench {dataset}")
     if dataset in ("scalability", "retainability"):
-        from kme_rag.report.curve_bench import bench_curve
-        from kme_rag.report.curves import CurveParams
+        from kme_rag.bench.curve_runs import bench_curve
+        from kme_rag.bench.curves import CurveParams
 
         if not sizes:
             raise ValidationError(f"expected --sizes for {dataset}, e.g. 1,10,100")
@@ -623,7 +623,7 @@ def bench(
         return
 
     from kme_rag.backends import make_backend
-    from kme_rag.evaluation import (
+    from kme_rag.bench.harness import (
         Dataset,
         Method,
         StoredReferences,
@@ -647,7 +647,7 @@ def bench(
     _check_choice("scope", scope, ("classifier", "similarity"))
     settings = _settings(ctx)
     if method == "kme+weights":
-        from kme_rag.report.consolidated import bench_consolidated
+        from kme_rag.bench.memory_weights import bench_consolidated
 
         if edits != "all":
             raise ValidationError("expected --edits all with --method kme+weights")
@@ -659,7 +659,7 @@ def bench(
         _echo_json({k: summary[k] for k in ("metrics", "edit_seconds")})
         return
     if method in ("rome", "memit"):
-        from kme_rag.whitebox.bench import WeightBenchParams
+        from kme_rag.bench.weights import WeightBenchParams
 
         params = WeightBenchParams(
             method=cast(Literal["rome", "memit"], method),

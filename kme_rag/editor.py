@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from kme_rag.answers import contains_answer
 from kme_rag.backends import Backend, Message, qa_transcript
 from kme_rag.errors import ContextOverflowError, ValidationError
 from kme_rag.ike import (
@@ -43,6 +42,7 @@ from kme_rag.ike import (
     fact_block,
     question_block,
 )
+from kme_rag.matching import contains_answer
 from kme_rag.memory.edit import Edit, normalise_name
 from kme_rag.memory.store import EditMemory, SearchHit
 from kme_rag.multihop.walk import GraphWalker, Hop

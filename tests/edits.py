@@ -9,8 +9,8 @@ from __future__ import annotations
 from kme_rag.memory.edit import Edit
 from kme_rag.whitebox.memit import MemitParams
 from kme_rag.whitebox.rome import RomeParams
+from kme_rag.whitebox.second_moments import StatsParams
 from kme_rag.whitebox.session import WeightEditParams
-from kme_rag.whitebox.stats import StatsParams
 
 GEMMA_PROMPT = "The Eiffel Tower is located in the city of"
 

@@ -97,7 +97,7 @@ def cached_onnx(model_dir: Path, cache_dir: Path) -> Path:
 
         log.info("exporting %s to ONNX (once) under %s", model_dir.name, folder)
         folder.mkdir(parents=True, exist_ok=True)
-        export_onnx(model_dir, model)
+        export_onnx(model_dir, model, ONNX_OPSET)
         (folder / "meta.json").write_text(json.dumps({**inputs, "source": str(model_dir)}))
     return model
 

@@ -14,8 +14,6 @@ import torch
 from transformers import AutoModel
 from transformers.utils import logging as hf_logging
 
-from kme_rag.memory.embedder import ONNX_OPSET
-
 __all__ = ["PooledEncoder", "export_onnx"]
 
 
@@ -38,8 +36,9 @@ class PooledEncoder(torch.nn.Module):
         return torch.nn.functional.normalize(pooled, dim=-1)
 
 
-def export_onnx(model_dir: Path, out: Path) -> None:
-    """Write the pooled encoder as an ONNX graph with dynamic batch and length."""
+def export_onnx(model_dir: Path, out: Path, opset: int) -> None:
+    """Write the pooled encoder as an ONNX graph (operator set ``opset``) with dynamic
+    batch and length."""
     module = PooledEncoder(model_dir)
     example = torch.ones(2, 8, dtype=torch.long)  # (B, T)
     names = ["input_ids", "attention_mask", "token_type_ids"]
@@ -56,7 +55,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
             input_names=names,
             output_names=["embedding"],
             dynamic_axes={**dynamic, "embedding": {0: "batch"}},
-            opset_version=ONNX_OPSET,
+            opset_version=opset,
             dynamo=False,
         )
     tmp.replace(out)  # atomic: a half-written export is never picked up

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kme_rag.report.stats import Interval, wilson
+from kme_rag.report.intervals import Interval, wilson
 
 __all__ = [
     "DASH",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kme_rag.report.intervals import Interval, newcombe_difference
 from kme_rag.report.results import Result
-from kme_rag.report.stats import Interval, newcombe_difference
 
 __all__ = ["PerEdit", "retainability_estimates", "rome_retainability"]
 

@@ -1,7 +1,7 @@
 """The report's tables, as Markdown lines, from loaded results (pure functions).
 
 Every proportion carries its count and a 95% Wilson interval; differences carry
-Newcombe's interval (:mod:`kme_rag.report.stats`).
+Newcombe's interval (:mod:`kme_rag.report.intervals`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from kme_rag.report.intervals import newcombe_difference
 from kme_rag.report.markdown import DASH, markdown_table, pct, share_cell
 from kme_rag.report.results import Result
-from kme_rag.report.stats import newcombe_difference
 
 __all__ = [
     "VIEWS",

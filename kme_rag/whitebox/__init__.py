@@ -8,10 +8,10 @@ Read top to bottom, in the order an edit flows through them:
   by ``config.model_type``), projection weights read/written as ``(out, in)``.
 - :mod:`~kme_rag.whitebox.hooks` — capture / replace a module's input or output, stop early.
 - :mod:`~kme_rag.whitebox.prompts` — tokenised edit requests and batched forward plumbing.
-- :mod:`~kme_rag.whitebox.requests` — an :class:`~kme_rag.memory.edit.Edit` as a tokenised
+- :mod:`~kme_rag.whitebox.edit_requests` — an :class:`~kme_rag.memory.edit.Edit` as a tokenised
   request (context prefixes, subject's last token, target ids) and ROME's probability metrics.
 - :mod:`~kme_rag.whitebox.tracing` — causal tracing (corrupt-and-restore) per layer.
-- :mod:`~kme_rag.whitebox.stats` — C = E[k kᵀ] over a corpus, cached under every input.
+- :mod:`~kme_rag.whitebox.second_moments` — C = E[k kᵀ] over a corpus, cached under every input.
 - :mod:`~kme_rag.whitebox.target` — the optimised target value (ROME's loss).
 - :mod:`~kme_rag.whitebox.rome` and :mod:`~kme_rag.whitebox.memit` — the updates.
 - :mod:`~kme_rag.whitebox.delta` — weight changes as data: apply, exact undo, bytes.

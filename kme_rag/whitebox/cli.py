@@ -40,8 +40,8 @@ def _open(ctx: typer.Context, samples: int | None = None, identity: bool = False
     choose how C is estimated for new edits (default: 4,000 WikiText-2 windows)."""
     import torch
 
+    from kme_rag.whitebox.second_moments import StatsParams
     from kme_rag.whitebox.session import WeightEditor, WeightEditParams
-    from kme_rag.whitebox.stats import StatsParams
 
     settings = _settings(ctx)
     if settings.torch_threads:

@@ -83,7 +83,7 @@ class LoadParams:
 class LoadedModel:
     """A model ready for editing, with what the rest of the white-box code needs about it.
 
-    ``identity`` names the weights for cache keys (e.g. :class:`~kme_rag.whitebox.stats.
+    ``identity`` names the weights for cache keys (e.g. :class:`~kme_rag.whitebox.second_moments.
     StatsKey.model`): ``gguf-sha256:<hex>`` or ``hf-sha256:<hex>``, a content hash.
     """
 

@@ -25,7 +25,7 @@ from kme_rag.errors import WhiteboxError
 from kme_rag.whitebox.architectures import architecture_of, get_module, read_projection
 from kme_rag.whitebox.delta import LayerDelta, WeightDelta, apply_delta
 from kme_rag.whitebox.prompts import EditRequest, TokenizedPrompt, values_at_subject
-from kme_rag.whitebox.stats import SecondMoment
+from kme_rag.whitebox.second_moments import SecondMoment
 from kme_rag.whitebox.target import TargetParams, optimise_delta
 from kme_rag.whitebox.targetcache import TargetCache
 

@@ -26,11 +26,11 @@ from kme_rag.whitebox.architectures import get_module, read_projection
 from kme_rag.whitebox.backend import TorchBackend
 from kme_rag.whitebox.delta import WeightDelta, apply_delta, undo
 from kme_rag.whitebox.deltastore import DeltaRecord, DeltaStore
+from kme_rag.whitebox.edit_requests import edit_request
 from kme_rag.whitebox.loading import LoadedModel, LoadParams, load_from_settings
 from kme_rag.whitebox.memit import MemitParams, apply_memit, target_path
-from kme_rag.whitebox.requests import edit_request
 from kme_rag.whitebox.rome import RomeParams, apply_rome
-from kme_rag.whitebox.stats import SecondMoment, StatsParams, layer_second_moments
+from kme_rag.whitebox.second_moments import SecondMoment, StatsParams, layer_second_moments
 from kme_rag.whitebox.targetcache import TargetCache, TargetCacheCounts
 
 __all__ = ["Method", "WeightEditParams", "WeightEditor"]
@@ -89,7 +89,7 @@ class WeightEditor:
         load: LoadParams | None = None,
     ) -> WeightEditor:
         """Load the settings' model and reapply every delta stored for it, in order."""
-        from kme_rag.whitebox.stats import wikitext_corpus
+        from kme_rag.whitebox.second_moments import wikitext_corpus
 
         loaded = load_from_settings(settings, load or LoadParams(device=settings.device))
         params = params or WeightEditParams()

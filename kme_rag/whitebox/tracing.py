@@ -28,9 +28,9 @@ from transformers import PreTrainedTokenizerBase
 
 from kme_rag.errors import WhiteboxError
 from kme_rag.whitebox.architectures import architecture_of, get_module
+from kme_rag.whitebox.edit_requests import locate_subject
 from kme_rag.whitebox.hooks import replace_output
 from kme_rag.whitebox.prompts import eval_mode, model_device
-from kme_rag.whitebox.requests import locate_subject
 
 __all__ = [
     "CausalTrace",

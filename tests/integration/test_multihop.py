@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from kme_rag.backends import CallableBackend, LlamaCppBackend
+from kme_rag.bench.mquake import known_facts
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.memory.edit import parse_edit
 from kme_rag.memory.embedder import MiniLMEmbedder
 from kme_rag.memory.graph import FactGraph
 from kme_rag.memory.store import EditMemory
-from kme_rag.multihop.bench import known_facts
 from kme_rag.multihop.hops import RelationPrompts
 from kme_rag.multihop.relations import RelationBank, infer_chain
 from kme_rag.multihop.walk import GraphWalker, WalkParams, build_walker

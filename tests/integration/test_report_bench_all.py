@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kme_rag.report.plan import METHODS, plan
+from kme_rag.bench.plan import METHODS, plan
 
 
 @pytest.mark.slow

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kme_rag.evaluation import Case
-from kme_rag.report.consolidated import bench_consolidated
+from kme_rag.bench.harness import Case
+from kme_rag.bench.memory_weights import bench_consolidated
 from kme_rag.settings import Settings
 from kme_rag.whitebox.architectures import architecture_of
 from kme_rag.whitebox.deltastore import DeltaStore

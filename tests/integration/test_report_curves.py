@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from kme_rag.backends import CallableBackend
+from kme_rag.bench.curves import CurveParams, run_retainability, run_scalability
+from kme_rag.bench.harness import Case, counterfact_cases
 from kme_rag.editor import KnowledgeEditor
-from kme_rag.evaluation import Case, counterfact_cases
 from kme_rag.memory.edit import parse_edit
 from kme_rag.memory.embedder import MiniLMEmbedder
 from kme_rag.memory.store import EditMemory
-from kme_rag.report.curves import CurveParams, run_retainability, run_scalability
 from kme_rag.settings import Settings
 
 

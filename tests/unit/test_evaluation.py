@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from kme_rag.evaluation import PROBES, contains_answer, normalise_answer, summarise
+from kme_rag.bench.harness import PROBES, contains_answer, normalise_answer, summarise
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_summarise_counts_each_metric() -> None:
 
 
 def test_locality_prompts_naming_another_stored_subject_are_flagged() -> None:
-    from kme_rag.evaluation import Case, locality_conflicts
+    from kme_rag.bench.harness import Case, locality_conflicts
     from kme_rag.memory.edit import parse_edit
 
     def case(i: str, subject: str, locality: str) -> Case:
@@ -114,7 +114,7 @@ class _Memory:
 
 
 def _cases(n: int) -> list[Any]:
-    from kme_rag.evaluation import Case
+    from kme_rag.bench.harness import Case
     from kme_rag.memory.edit import parse_edit
 
     edit = parse_edit({"subject": "Rome", "relation": "{} is in", "target_new": "Spain"})
@@ -123,7 +123,7 @@ def _cases(n: int) -> list[Any]:
 
 def test_stored_references_are_read_back_but_on_every_live_every_th_case() -> None:
     from kme_rag.backends import CallableBackend
-    from kme_rag.evaluation import StoredReferences, run_cases
+    from kme_rag.bench.harness import StoredReferences, run_cases
 
     cases = _cases(8)
     texts = {t: " " + t.split()[-1].upper() for c in cases for t in (c.prompt, c.paraphrase)}
@@ -156,8 +156,8 @@ def test_stored_references_are_read_back_but_on_every_live_every_th_case() -> No
 def test_stored_references_must_come_from_the_same_model_and_settings(tmp_path: Any) -> None:
     import json
 
+    from kme_rag.bench.harness import StoredReferences
     from kme_rag.errors import ValidationError
-    from kme_rag.evaluation import StoredReferences
 
     row = {p: {"question": f"{p}?", "reference": f" {p}"} for p in PROBES}
     (tmp_path / "none.cases.jsonl").write_text(json.dumps(row) + "\n")

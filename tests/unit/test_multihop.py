@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kme_rag.backends import CallableBackend
+from kme_rag.bench.mquake_metrics import MquakeCase, answered, by_hops, prior_baseline
 from kme_rag.memory.edit import parse_edit
-from kme_rag.multihop.evaluate import MquakeCase, answered, by_hops, prior_baseline
 from kme_rag.multihop.mello import MelloParams, parse_round, run_mello
 
 PROMPT = "Question: example?\nFinal answer: example"
@@ -93,7 +93,7 @@ def test_prior_baseline_guesses_the_most_common_answer_of_the_relation_leave_one
 
 
 def test_known_hops_probes_only_the_unedited_hops() -> None:
-    from kme_rag.multihop.evaluate import Hop, known_hops, summarise_mquake
+    from kme_rag.bench.mquake_metrics import Hop, known_hops, summarise_mquake
 
     hops = (
         Hop("Who is A married to?", "P26", ("B",), edited=False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kme_rag.errors import ValidationError
-from kme_rag.report.stats import newcombe_difference, retainability, scalability, wilson
+from kme_rag.report.intervals import newcombe_difference, retainability, scalability, wilson
 
 
 @pytest.mark.parametrize(

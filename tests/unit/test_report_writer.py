@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from kme_rag.bench import run_all
+from kme_rag.bench.plan import METHODS, chains, plan, select
+from kme_rag.bench.run_all import lane_cpus, manifest_name
 from kme_rag.errors import ValidationError
-from kme_rag.report import run_all
 from kme_rag.report.build import write_report
-from kme_rag.report.plan import METHODS, chains, plan, select
 from kme_rag.report.results import classify, load_results
-from kme_rag.report.run_all import lane_cpus, manifest_name
 from kme_rag.settings import Settings
 
 

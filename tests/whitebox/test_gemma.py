@@ -16,16 +16,16 @@ import torch
 from kme_rag.backends import bundled_model_path
 from kme_rag.whitebox.architectures import get_module, read_projection
 from kme_rag.whitebox.delta import undo
-from kme_rag.whitebox.loading import LoadedModel, load_model
-from kme_rag.whitebox.requests import (
+from kme_rag.whitebox.edit_requests import (
     CONTEXT_PREFIXES,
     cloze_prompt,
     edit_request,
     locate_subject,
     probability_metrics,
 )
+from kme_rag.whitebox.loading import LoadedModel, load_model
 from kme_rag.whitebox.rome import RomeParams, apply_rome
-from kme_rag.whitebox.stats import identity_second_moment
+from kme_rag.whitebox.second_moments import identity_second_moment
 from kme_rag.whitebox.tracing import TraceParams, trace_prompt
 from tests.edits import GEMMA_EIFFEL as EIFFEL
 from tests.edits import GEMMA_PROMPT as PROMPT

@@ -25,8 +25,8 @@ from kme_rag.settings import Settings
 from kme_rag.whitebox.deltastore import DeltaStore
 from kme_rag.whitebox.gguf_export import export_gguf
 from kme_rag.whitebox.loading import LoadedModel
+from kme_rag.whitebox.second_moments import StatsParams, wikitext_corpus
 from kme_rag.whitebox.session import WeightEditor, WeightEditParams
-from kme_rag.whitebox.stats import StatsParams, wikitext_corpus
 from tests.edits import GEMMA_EIFFEL as EIFFEL
 from tests.edits import GEMMA_PROMPT as PROMPT
 

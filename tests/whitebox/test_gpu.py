@@ -8,7 +8,7 @@ import torch
 from kme_rag.whitebox.architectures import read_projection
 from kme_rag.whitebox.delta import undo
 from kme_rag.whitebox.rome import RomeParams, apply_rome
-from kme_rag.whitebox.stats import identity_second_moment
+from kme_rag.whitebox.second_moments import identity_second_moment
 from tests.whitebox.tiny import edit_request, target_logprob, tiny_llama
 
 pytestmark = pytest.mark.gpu

@@ -7,7 +7,7 @@ from transformers import GPT2LMHeadModel
 from kme_rag.errors import WhiteboxError
 from kme_rag.whitebox.delta import undo
 from kme_rag.whitebox.memit import MemitParams, apply_memit, memit_layer_update
-from kme_rag.whitebox.stats import (
+from kme_rag.whitebox.second_moments import (
     SecondMoment,
     corpus_second_moment,
     identity_second_moment,

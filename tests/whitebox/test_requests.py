@@ -5,8 +5,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from kme_rag.errors import WhiteboxError
 from kme_rag.memory.edit import Edit
-from kme_rag.whitebox.prompts import TokenizedPrompt
-from kme_rag.whitebox.requests import (
+from kme_rag.whitebox.edit_requests import (
     CONTEXT_PREFIXES,
     cloze_prompt,
     edit_request,
@@ -15,6 +14,7 @@ from kme_rag.whitebox.requests import (
     score_targets,
     target_token_ids,
 )
+from kme_rag.whitebox.prompts import TokenizedPrompt
 from tests.edits import city_edit
 from tests.whitebox.tiny import target_logprob
 from tests.whitebox.words import BOS, word_tokenizer

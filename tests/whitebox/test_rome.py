@@ -15,7 +15,7 @@ from kme_rag.whitebox.rome import (
     subject_key,
     target_value,
 )
-from kme_rag.whitebox.stats import (
+from kme_rag.whitebox.second_moments import (
     SecondMoment,
     corpus_second_moment,
     identity_second_moment,

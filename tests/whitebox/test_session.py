@@ -10,14 +10,14 @@ from typing import Any, Literal
 import pytest
 import torch
 
+from kme_rag.bench.harness import Case
+from kme_rag.bench.weights import WeightBenchParams, run_weight_cases, summarise_weights
 from kme_rag.errors import NothingToUndoError, WhiteboxError
-from kme_rag.evaluation import Case
 from kme_rag.memory.edit import Edit
 from kme_rag.whitebox.architectures import architecture_of, get_module, read_projection
-from kme_rag.whitebox.bench import WeightBenchParams, run_weight_cases, summarise_weights
 from kme_rag.whitebox.deltastore import DeltaStore
+from kme_rag.whitebox.edit_requests import CONTEXT_PREFIXES, probability_metrics
 from kme_rag.whitebox.loading import LoadedModel
-from kme_rag.whitebox.requests import CONTEXT_PREFIXES, probability_metrics
 from kme_rag.whitebox.session import Method, WeightEditor
 from tests.edits import EIFFEL, LOUVRE, TINY_PARAMS
 from tests.whitebox.tiny import all_equal, parameters_snapshot, tiny_llama

@@ -10,7 +10,7 @@ from transformers import GPT2LMHeadModel
 
 from kme_rag.errors import WhiteboxError
 from kme_rag.whitebox.hooks import capture
-from kme_rag.whitebox.stats import (
+from kme_rag.whitebox.second_moments import (
     SecondMomentAccumulator,
     StatsKey,
     cached_second_moment,

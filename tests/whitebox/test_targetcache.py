@@ -10,7 +10,7 @@ from kme_rag.whitebox.architectures import get_module
 from kme_rag.whitebox.delta import undo
 from kme_rag.whitebox.memit import MemitParams
 from kme_rag.whitebox.rome import RomeParams, apply_rome
-from kme_rag.whitebox.stats import identity_second_moment
+from kme_rag.whitebox.second_moments import identity_second_moment
 from kme_rag.whitebox.target import optimise_delta
 from kme_rag.whitebox.targetcache import TargetCache, TargetCacheCounts
 from tests.whitebox.test_session import EIFFEL, LOUVRE, _editor

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kme_rag.backends import make_backend
+from kme_rag.bench.curves import CurveParams, run_retainability, run_scalability
+from kme_rag.bench.harness import Case, build_editor, counterfact_cases
+from kme_rag.bench.memory_weights import weights_editor
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import ValidationError
-from kme_rag.evaluation import Case, build_editor, counterfact_cases
 from kme_rag.memory.store import EditMemory
-from kme_rag.report.consolidated import weights_editor
-from kme_rag.report.curves import CurveParams, run_retainability, run_scalability
 from kme_rag.settings import Settings
 
 __all__ = ["CurveKind", "CurveMethod", "bench_curve"]

@@ -14,7 +14,7 @@ Two families of metrics per case, both against the unedited model measured in th
 
 - ROME's *probability* scores: efficacy and paraphrase (P(new) > P(true) after the edit's
   prompt / paraphrase) and neighbourhood (P(true) > P(new) after the neighbourhood prompt);
-- the harness's *generation* rows (:func:`kme_rag.evaluation.summarise`): greedy answers to
+- the harness's *generation* rows (:func:`kme_rag.bench.harness.summarise`): greedy answers to
   the prompt, paraphrase and neighbourhood prompt from the edited weights (route
   ``weights``), with locality = identical to the unedited weights' own answer.
 """
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kme_rag.backends import QA_STOP, qa_prompt
+from kme_rag.bench.harness import PROBES, Case, percentile, summarise
 from kme_rag.errors import ValidationError
-from kme_rag.evaluation import PROBES, Case, percentile, summarise
 from kme_rag.whitebox.backend import TorchBackend
-from kme_rag.whitebox.requests import probability_metrics
+from kme_rag.whitebox.edit_requests import probability_metrics
 from kme_rag.whitebox.session import Method, WeightEditor
 
 __all__ = ["WeightBenchParams", "probability_scores", "run_weight_cases", "summarise_weights"]

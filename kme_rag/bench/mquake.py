@@ -23,11 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kme_rag.backends import Backend, make_backend, qa_prompt
-from kme_rag.errors import ValidationError
-from kme_rag.memory.edit import Edit, parse_edit
-from kme_rag.memory.graph import FactGraph
-from kme_rag.memory.store import EditMemory
-from kme_rag.multihop.evaluate import (
+from kme_rag.bench.mquake_metrics import (
     Answerer,
     Hop,
     MquakeCase,
@@ -36,6 +32,10 @@ from kme_rag.multihop.evaluate import (
     run_mquake,
     summarise_mquake,
 )
+from kme_rag.errors import ValidationError
+from kme_rag.memory.edit import Edit, parse_edit
+from kme_rag.memory.graph import FactGraph
+from kme_rag.memory.store import EditMemory
 from kme_rag.multihop.hops import RelationPrompts, ask_hop
 from kme_rag.multihop.mello import load_prompt, mello_answerer
 from kme_rag.multihop.walk import GraphWalker, build_walker

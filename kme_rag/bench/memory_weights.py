@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kme_rag.bench.harness import Case, locality_conflicts, summarise
+from kme_rag.bench.probes import edited_row, references
 from kme_rag.editor import EditorParams, KnowledgeEditor
-from kme_rag.evaluation import Case, locality_conflicts, summarise
 from kme_rag.memory.store import EditMemory
-from kme_rag.report.probes import edited_row, references
 from kme_rag.settings import Settings
 
 __all__ = ["bench_consolidated", "weights_editor"]

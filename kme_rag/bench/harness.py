@@ -32,10 +32,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kme_rag.answers import contains_answer, normalise_answer
 from kme_rag.backends import Backend, Message
 from kme_rag.editor import Answer, KnowledgeEditor
 from kme_rag.errors import ValidationError
+from kme_rag.matching import contains_answer, normalise_answer
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.formats import counterfact_edit, zsre_edit
 from kme_rag.memory.store import EditMemory

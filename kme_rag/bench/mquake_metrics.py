@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from kme_rag.evaluation import contains_answer
+from kme_rag.bench.harness import contains_answer
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.formats import mquake_edits
 from kme_rag.memory.store import EditMemory

@@ -15,7 +15,7 @@ sum of per-edit changes telescopes); cost is bounded by checkpoints x probes, no
 edits².
 
 Both yield plain dicts (one per store size / checkpoint) with the harness's summary
-(:func:`kme_rag.evaluation.summarise`) and the rows it was computed from.
+(:func:`kme_rag.bench.harness.summarise`) and the rows it was computed from.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kme_rag.bench.harness import PROBES, Case, summarise
+from kme_rag.bench.probes import Reference, edited_row, references
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import ValidationError
-from kme_rag.evaluation import PROBES, Case, summarise
 from kme_rag.memory.store import EditMemory
-from kme_rag.report.probes import Reference, edited_row, references
 
 __all__ = ["CurveParams", "run_retainability", "run_scalability", "stored_subject_conflicts"]
 

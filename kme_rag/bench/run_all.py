@@ -11,7 +11,7 @@ leaves what it finished. A run of some of the plan (``only``) writes its own man
 
 Lanes: ``jobs`` processes run at once, each on its own share of the CPUs (pinned with
 ``taskset`` where it exists) with that many torch / llama.cpp / embedding threads, each
-lane taking the next chain of runs (:func:`kme_rag.report.plan.chains`) when it is free.
+lane taking the next chain of runs (:func:`kme_rag.bench.plan.chains`) when it is free.
 Pinning keeps one lane's threads off the other's cores (unpinned, two processes with a
 thread per core each contend for every core).
 """
@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kme_rag.report.plan import Run, Size, chains, plan, select
+from kme_rag.bench.plan import Run, Size, chains, plan, select
 from kme_rag.settings import Settings
 
 __all__ = ["bench_all", "lane_cpus", "manifest_name", "results_folder", "run_one"]

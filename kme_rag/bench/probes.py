@@ -1,7 +1,7 @@
 """Ask a case's three probes (prompt, paraphrase, neighbourhood) and build harness rows.
 
-The rows have the schema of :func:`kme_rag.evaluation.run_cases`, so
-:func:`kme_rag.evaluation.summarise` scores them; the unedited answers (the locality
+The rows have the schema of :func:`kme_rag.bench.harness.run_cases`, so
+:func:`kme_rag.bench.harness.summarise` scores them; the unedited answers (the locality
 reference) are asked once per case and reused at every store size or checkpoint, since
 the unedited model does not change.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kme_rag.backends import Backend, Message
+from kme_rag.bench.harness import PROBES, Case
 from kme_rag.editor import Answer, KnowledgeEditor
-from kme_rag.evaluation import PROBES, Case
 
 __all__ = ["Reference", "edited_row", "references"]
 
@@ -72,7 +72,7 @@ def edited_row(
 ) -> dict[str, Any]:
     """One harness row: each probe asked through ``editor`` beside its unedited answer.
     ``stored_subject_conflicts``: case ids whose neighbourhood prompt names another
-    stored edit's subject (:func:`kme_rag.evaluation.locality_conflicts`)."""
+    stored edit's subject (:func:`kme_rag.bench.harness.locality_conflicts`)."""
     row: dict[str, Any] = {
         "case_id": case.case_id,
         "target_new": case.edit.target_new,
