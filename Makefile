@@ -44,7 +44,7 @@ pytest: setup
 test: lint typecheck pytest
 
 bench-memory: setup
-	$(BIN)/python benchmarks/memory_bench.py --out benchmarks/results
+	$(BIN)/python benchmarks/experiments/memory_bench.py --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

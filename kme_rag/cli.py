@@ -5,18 +5,16 @@ User mistakes print one ``error: ...`` line on stderr and exit 1; no tracebacks.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import typer
 
-from kme_rag.bench.provenance import provenance
+from kme_rag.bench.cli import bench_app
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import KmeError, ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
@@ -41,6 +39,7 @@ scope_app = typer.Typer(help="Train and evaluate the scope classifier.", no_args
 app.add_typer(scope_app, name="scope")
 app.add_typer(whitebox_app, name="whitebox")
 app.command("serve")(serve)
+app.add_typer(bench_app, name="bench")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -346,65 +345,12 @@ def scope_eval(
 ) -> None:
     """Recall and specificity of the scope classifier (and the similarity baseline) with
     EDITS edits stored at once, on held-out CounterFact-format records."""
-    import platform
-    import tempfile
-    from datetime import datetime
+    from kme_rag.bench.scope_eval import ScopeEvalParams, run_scope_eval
 
-    from tqdm import tqdm
-
-    from kme_rag.bench.scope_eval import evaluate_scope
-    from kme_rag.scope.base import ScopeModel
-    from kme_rag.scope.classifier import ScopeWeights, TrainedScope
-    from kme_rag.scope.similarity import SimilarityScope
-
-    settings = _settings(ctx)
-    path = data or settings.data_dir / "counterfact" / "counterfact-edit.json"
-    if not path.is_file():
-        raise ValidationError(f"expected a CounterFact-format file, got {str(path)!r}")
-    if not 1 <= queries <= edits:
-        raise ValidationError(f"expected 1 <= --queries <= --edits, got {queries} and {edits}")
-    records = json.loads(path.read_text())[:edits]
-    zsre = settings.data_dir / "zsre" / "zsre_mend_train-1k.json"
-    loc = [r["loc"].removeprefix("nq question: ") for r in json.loads(zsre.read_text())[500:]]
-    store = Path(tempfile.mkdtemp(prefix="kme-scope-eval-"))
-    memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
-    loaded = ScopeWeights.load(weights) if weights else ScopeWeights.load()
-    models: list[ScopeModel] = [TrainedScope(memory.embedder, loaded), SimilarityScope()]
-    total = 2 * min(queries, len(records)) + queries + unrelated
-    with tqdm(total=total, unit="query", file=sys.stderr, desc="scope eval") as bar:
-        result = evaluate_scope(
-            memory,
-            records,
-            models,
-            queries=queries,
-            unrelated=loc[:unrelated],
-            k=k,
-            progress=bar.update,
-        )
-    main_model = result["models"]["classifier"]
-    summary = {
-        "recall": main_model["recall"],
-        "specificity": main_model["specificity"],
-        "threshold": main_model["threshold"],
-        "latency_ms": main_model["latency_ms"],
-        "n_in": result["n_in"],
-        "n_out": result["n_out"],
-        "baseline": {
-            key: result["models"]["similarity"][key]
-            for key in ("recall", "specificity", "threshold", "latency_ms")
-        },
-    }
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        full = {
-            **summary,
-            **result,
-            "data": str(path),
-            "command": " ".join(["kme", *sys.argv[1:]]),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": platform.platform(),
-        }
-        out.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+    params = ScopeEvalParams(
+        data=data, edits=edits, queries=queries, unrelated=unrelated, k=k, weights=weights
+    )
+    summary = run_scope_eval(_settings(ctx), params, out)
     if as_json:
         _echo_json(summary)
         return
@@ -413,91 +359,6 @@ def scope_eval(
             f"{name}: recall {row['recall']:.2%}, specificity {row['specificity']:.2%}, "
             f"decision p50 {row['latency_ms']['p50']} ms"
         )
-
-
-def _bench_mquake(
-    settings: Settings,
-    method: str,
-    n: int,
-    edits: Literal["one", "all"],
-    out: Path,
-    data: Path | None,
-    known_facts: bool,
-    stats_samples: int | None,
-) -> None:
-    """``kme bench mquake``: the unedited model, MeLLo, the graph walk (kme) or the walk
-    on weights that hold every case's edits (kme+weights)."""
-    from kme_rag.bench.mquake import Method, bench_mquake, load_cases
-
-    if known_facts and method != "kme":
-        raise ValidationError("expected --known-facts only with --method kme")
-    path, cases = load_cases(settings, data, n)
-    weights = _scratch_weights(settings, stats_samples) if method == "kme+weights" else None
-    summary = bench_mquake(
-        settings,
-        cast(Method, method),
-        cases,
-        edits,
-        out,
-        dataset=path.name,
-        known_path=path if known_facts else None,
-        provenance=provenance(),
-        weights=weights,
-    )
-    _echo_json(summary["metrics"])
-
-
-def _scratch_weights(settings: Settings, stats_samples: int | None) -> Any:
-    """The local model on a scratch deltas folder (the user's weight edits untouched)."""
-    from kme_rag.whitebox.second_moments import StatsParams
-    from kme_rag.whitebox.session import WeightEditor, WeightEditParams
-
-    stats = StatsParams() if stats_samples is None else StatsParams(samples=stats_samples)
-    return WeightEditor.open_scratch(settings, params=WeightEditParams(stats=stats))
-
-
-def _bench_weights(weights: Any, dataset: str, cases: list[Any], params: Any, out: Path) -> None:
-    """``kme bench … --method rome|memit``: weight editing on the local model."""
-    import torch
-    from tqdm import tqdm
-
-    from kme_rag.bench.weights import run_weight_cases, summarise_weights
-
-    rows = []
-    cases_path = out.with_suffix(".cases.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with cases_path.open("w") as fh, tqdm(total=len(cases), unit="case", file=sys.stderr) as bar:
-        for row in run_weight_cases(cases, weights, params):
-            rows.append(row)
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            bar.update(1)
-    layers = (
-        weights.memit_params().layers if params.method == "memit" else [weights.rome_params().layer]
-    )
-    stats = weights.second_moments(list(layers))
-    summary = {
-        "dataset": dataset,
-        "method": params.method,
-        "model": weights.backend.name,
-        "model_identity": weights.loaded.identity,
-        "n": len([r for r in rows if "case_id" in r]),
-        "edits_mode": params.edits_mode,
-        "layers": list(layers),
-        "statistics": {
-            str(layer): {"source": m.source, "tokens": m.tokens} for layer, m in stats.items()
-        },
-        **summarise_weights(rows),
-        # δs read back from the target cache (optimised earlier on the same weights, e.g.
-        # by a ROME run before this MEMIT run): their first optimisation is not in this
-        # run's edit time but in reused_seconds
-        "target_cache": dataclasses.asdict(weights.target_counts),
-        **provenance(),
-        "cases_file": cases_path.name,
-    }
-    summary["machine"]["torch_threads"] = torch.get_num_threads()
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    keys = ("probability", "unedited_probability", "metrics", "edit_seconds")
-    _echo_json({k: summary[k] for k in keys if k in summary})
 
 
 def _require_data(data_dir: Path) -> None:
@@ -521,202 +382,3 @@ def main() -> None:
         where = ".".join(str(p) for p in first["loc"])
         typer.echo(f"error: invalid setting {where}: {first['msg']}", err=True)
         raise SystemExit(1) from None
-
-
-@app.command("bench")
-def bench(
-    ctx: typer.Context,
-    dataset: str = typer.Argument(
-        ..., help="counterfact, zsre, mquake, all, scalability or retainability."
-    ),
-    method: str = typer.Option(
-        "kme",
-        help="none, ike (ungated), kme, rome, memit, kme+weights; mquake: none, mello, kme, "
-        "kme+weights.",
-    ),
-    n: int = typer.Option(100, help="How many cases."),
-    edits: str = typer.Option("all", help="all: store every edit first; one: one at a time."),
-    out: Path | None = typer.Option(
-        None, help="Summary JSON; per-case rows go beside it (required but for all)."
-    ),
-    data: Path | None = typer.Option(None, help="Evaluate this file instead (same format)."),
-    max_tokens: int = typer.Option(16, help="Tokens generated per answer."),
-    ike_demos: int = typer.Option(4, help="Demonstrations per prompt for --method ike."),
-    scope: str = typer.Option("classifier", help="kme's scope step: classifier or similarity."),
-    known_facts: bool = typer.Option(
-        False,
-        "--known-facts",
-        help="mquake, kme: import the cases' unedited facts as trusted facts (labelled mode).",
-    ),
-    generate_n: int | None = typer.Option(
-        None,
-        help="rome/memit/kme+weights: generation metrics on the first N cases (default: all).",
-    ),
-    checkpoint_every: int = typer.Option(
-        10, help="rome --edits all: re-score the first 10 edits every this many edits."
-    ),
-    quick: bool = typer.Option(False, "--quick", help="all: the small CI plan (≤ 5 minutes)."),
-    report_only: bool = typer.Option(
-        False, "--report-only", help="all: rebuild REPORT.md from the result JSONs, run nothing."
-    ),
-    only: str | None = typer.Option(
-        None, help="all: comma-separated run names of the plan to run (default: every run)."
-    ),
-    results: Path = typer.Option(
-        Path("benchmarks"), help="all: folder of results/<date>/ and REPORT.md."
-    ),
-    sizes: str | None = typer.Option(
-        None, help="scalability/retainability: comma-separated store sizes or checkpoints."
-    ),
-    probe_n: int = typer.Option(100, help="scalability/retainability: cases probed at each."),
-    stats_samples: int | None = typer.Option(
-        None, help="rome/memit/kme+weights: WikiText-2 windows for C (default 4,000)."
-    ),
-    jobs: int | None = typer.Option(
-        None,
-        min=1,
-        help="all: runs at once, each pinned to its share of the CPUs (default: one per CPU).",
-    ),
-    references: Path | None = typer.Option(
-        None,
-        help="ike/kme: the JSON of a --method none run of these cases; its unedited answers "
-        "are reused, asked again on every 4th case only (latency, and a check).",
-    ),
-) -> None:
-    """Evaluate a method on CounterFact, zsRE (evaluation splits) or MQuAKE (multi-hop:
-    the unedited model, MeLLo, or the graph walk), greedy decoding; ``all`` runs every
-    method on every dataset it applies to and regenerates REPORT.md; ``scalability`` /
-    ``retainability`` measure the kme route against the number of edits stored."""
-    import tempfile
-
-    from tqdm import tqdm
-
-    if dataset == "all":
-        from kme_rag.bench.run_all import bench_all
-
-        names = tuple(s for s in (only or "").split(",") if s)
-        settings = _settings(ctx)
-        report = bench_all(
-            settings, results, quick=quick, only=names, report_only=report_only, jobs=jobs
-        )
-        typer.echo(f"wrote {report}")
-        return
-    if out is None:
-        raise ValidationError(f"expected --out FILE.json for bench {dataset}")
-    if dataset in ("scalability", "retainability"):
-        from kme_rag.bench.curve_runs import bench_curve
-        from kme_rag.bench.curves import CurveParams
-
-        if not sizes:
-            raise ValidationError(f"expected --sizes for {dataset}, e.g. 1,10,100")
-        try:
-            steps = tuple(int(s) for s in sizes.split(","))
-        except ValueError:
-            raise ValidationError(f"expected comma-separated integers, got {sizes!r}") from None
-        _check_choice("method", method, ("kme", "rome", "memit"))
-        curve = CurveParams(sizes=steps, probe_n=probe_n, max_tokens=max_tokens)
-        kind = cast(Literal["scalability", "retainability"], dataset)
-        how = cast(Literal["kme", "rome", "memit"], method)
-        weights = _scratch_weights(_settings(ctx), stats_samples) if how != "kme" else None
-        summary = bench_curve(_settings(ctx), kind, curve, out, provenance(), how, weights)
-        _echo_json([{k: v for k, v in p.items() if k != "add_seconds"} for p in summary["points"]])
-        return
-
-    from kme_rag.backends import make_backend
-    from kme_rag.bench.harness import (
-        Dataset,
-        Method,
-        StoredReferences,
-        build_editor,
-        load_cases,
-        run_cases,
-        summarise,
-    )
-
-    _check_choice("dataset", dataset, ("counterfact", "zsre", "mquake"))
-    if references is not None and (dataset == "mquake" or method not in ("ike", "kme")):
-        raise ValidationError("expected --references with counterfact or zsre, --method ike/kme")
-    if dataset == "mquake":
-        _check_choice("method", method, ("none", "mello", "kme", "kme+weights"))
-        _check_choice("edits", edits, ("one", "all"))
-        mode = cast(Literal["one", "all"], edits)
-        _bench_mquake(_settings(ctx), method, n, mode, out, data, known_facts, stats_samples)
-        return
-    _check_choice("method", method, ("none", "ike", "kme", "rome", "memit", "kme+weights"))
-    _check_choice("edits", edits, ("one", "all"))
-    _check_choice("scope", scope, ("classifier", "similarity"))
-    settings = _settings(ctx)
-    if method == "kme+weights":
-        from kme_rag.bench.memory_weights import bench_consolidated
-
-        if edits != "all":
-            raise ValidationError("expected --edits all with --method kme+weights")
-        cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
-        weights = _scratch_weights(settings, stats_samples)
-        summary = bench_consolidated(
-            settings, dataset, cases, out, provenance(), max_tokens, weights, generate_n
-        )
-        _echo_json({k: summary[k] for k in ("metrics", "edit_seconds")})
-        return
-    if method in ("rome", "memit"):
-        from kme_rag.bench.weights import WeightBenchParams
-
-        params = WeightBenchParams(
-            method=cast(Literal["rome", "memit"], method),
-            edits_mode=cast(Literal["one", "all"], edits),
-            max_tokens=max_tokens,
-            generate_n=generate_n,
-            checkpoint_every=checkpoint_every,
-        )
-        cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
-        _bench_weights(_scratch_weights(settings, stats_samples), dataset, cases, params, out)
-        return
-    cases = load_cases(cast(Dataset, dataset), settings.data_dir, n, data)
-    backend = make_backend(settings)
-    stored = None
-    if references is not None:
-        stored = StoredReferences.load(
-            references, dataset=dataset, model=backend.name, max_tokens=max_tokens
-        )
-    store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
-    memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
-    editor = build_editor(
-        cast(Method, method),
-        backend,
-        memory,
-        settings.data_dir,
-        max_tokens=max_tokens,
-        ike_demos=ike_demos,
-        scope=cast(Literal["classifier", "similarity"], scope),
-    )
-    rows = []
-    cases_path = out.with_suffix(".cases.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with cases_path.open("w") as fh, tqdm(total=len(cases), unit="case", file=sys.stderr) as bar:
-        for row in run_cases(
-            cases,
-            backend,
-            memory,
-            editor,
-            edits_mode=cast(Literal["one", "all"], edits),
-            max_tokens=max_tokens,
-            stored=stored,
-        ):
-            rows.append(row)
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            bar.update(1)
-    summary = {
-        "dataset": dataset,
-        "method": method,
-        "scope": scope if method == "kme" else None,
-        "model": backend.name,
-        "n": len(rows),
-        "edits_mode": edits,
-        "max_tokens": max_tokens,
-        **summarise(rows),
-        "references": None if stored is None else stored.summary(),
-        **provenance(),
-        "cases_file": cases_path.name,
-    }
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    _echo_json({k: summary[k] for k in ("metrics", "latency_ms", "prompt_tokens_per_question")})

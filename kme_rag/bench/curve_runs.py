@@ -4,7 +4,6 @@ edit into the weights), written as a summary JSON plus per-case rows beside it."
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from kme_rag.backends import make_backend
 from kme_rag.bench.curves import CurveParams, run_retainability, run_scalability
 from kme_rag.bench.harness import Case, build_editor, counterfact_cases
 from kme_rag.bench.memory_weights import weights_editor
+from kme_rag.bench.output import CaseRows, write_result
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import ValidationError
 from kme_rag.memory.store import EditMemory
@@ -75,10 +75,8 @@ def bench_curve(
     cases = counterfact_cases(path, params.sizes[-1])
     editor, apply = _editor(settings, method, params.max_tokens, weights)
     backend = editor.backend
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cases_path = out.with_suffix(".cases.jsonl")
     points = []
-    with cases_path.open("w") as fh:
+    with CaseRows(out, bar=False) as table:
         points_iter = (
             run_scalability(editor, cases, params, log.info)
             if kind == "scalability"
@@ -87,7 +85,7 @@ def bench_curve(
         for point in points_iter:
             size = point.get("edits_stored", point.get("edits_applied"))
             for row in point.pop("rows"):
-                fh.write(json.dumps({"size": size, **row}, ensure_ascii=False) + "\n")
+                table.write({"size": size, **row})
             points.append(point)
     summary: dict[str, Any] = {
         "kind": kind,
@@ -99,7 +97,5 @@ def bench_curve(
         "probe_n": params.probe_n,
         "points": points,
         **provenance,
-        "cases_file": cases_path.name,
     }
-    out.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    return summary
+    return write_result(out, summary, table)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kme_rag.backends import Backend, Message
 from kme_rag.editor import Answer, KnowledgeEditor
@@ -40,11 +40,16 @@ from kme_rag.memory.edit import Edit
 from kme_rag.memory.formats import counterfact_edit, zsre_edit
 from kme_rag.memory.store import EditMemory
 
+if TYPE_CHECKING:
+    from kme_rag.settings import Settings
+
 __all__ = [
     "PROBES",
     "Case",
+    "MemoryRun",
     "PromptKind",
     "StoredReferences",
+    "bench_memory",
     "contains_answer",
     "counterfact_cases",
     "locality_conflicts",
@@ -382,3 +387,68 @@ def load_cases(dataset: Dataset, data_dir: Path, n: int, data: Path | None) -> l
     if dataset == "counterfact":
         return counterfact_cases(data or data_dir / "counterfact" / "counterfact-edit.json", n)
     return zsre_cases(data or data_dir / "zsre" / "zsre_mend_train-1k.json", n)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryRun:
+    """One ``kme bench counterfact|zsre`` run of a memory method (none, ike, kme)."""
+
+    dataset: Dataset
+    method: Method
+    n: int
+    edits_mode: Literal["one", "all"] = "all"
+    max_tokens: int = 16
+    ike_demos: int = 4
+    scope: Literal["classifier", "similarity"] = "classifier"
+    data: Path | None = None  # another file of the dataset's format
+    references: Path | None = None  # a --method none result whose answers are reused
+
+
+def bench_memory(settings: Settings, run: MemoryRun, out: Path) -> dict[str, Any]:
+    """Run ``run`` on a fresh scratch store and write ``out`` and its rows."""
+    import tempfile
+
+    from kme_rag.backends import make_backend
+    from kme_rag.bench.output import CaseRows, write_result
+
+    cases = load_cases(run.dataset, settings.data_dir, run.n, run.data)
+    backend = make_backend(settings)
+    stored = None
+    if run.references is not None:
+        stored = StoredReferences.load(
+            run.references, dataset=run.dataset, model=backend.name, max_tokens=run.max_tokens
+        )
+    store = Path(tempfile.mkdtemp(prefix="kme-bench-"))
+    memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
+    editor = build_editor(
+        run.method,
+        backend,
+        memory,
+        settings.data_dir,
+        max_tokens=run.max_tokens,
+        ike_demos=run.ike_demos,
+        scope=run.scope,
+    )
+    asked = run_cases(
+        cases,
+        backend,
+        memory,
+        editor,
+        edits_mode=run.edits_mode,
+        max_tokens=run.max_tokens,
+        stored=stored,
+    )
+    with CaseRows(out, len(cases)) as table:
+        rows = table.extend(asked)
+    summary = {
+        "dataset": run.dataset,
+        "method": run.method,
+        "scope": run.scope if run.method == "kme" else None,
+        "model": backend.name,
+        "n": len(rows),
+        "edits_mode": run.edits_mode,
+        "max_tokens": run.max_tokens,
+        **summarise(rows),
+        "references": None if stored is None else stored.summary(),
+    }
+    return write_result(out, summary, table)

@@ -11,7 +11,6 @@ the source of truth (and is what the multi-hop walk reads). Locality compares wi
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kme_rag.bench.harness import Case, locality_conflicts, summarise
+from kme_rag.bench.output import CaseRows, write_result
 from kme_rag.bench.probes import edited_row, references
 from kme_rag.editor import EditorParams, KnowledgeEditor
 from kme_rag.memory.store import EditMemory
@@ -60,10 +60,8 @@ def bench_consolidated(
     write_s = time.perf_counter() - start
     editor = weights_editor(weights, memory, max_tokens)
     conflicts = locality_conflicts(cases)
-    rows = [edited_row(editor, c, refs[c.case_id], conflicts) for c in probed]
-    cases_path = out.with_suffix(".cases.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cases_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    with CaseRows(out, len(probed)) as table:
+        rows = table.extend(edited_row(editor, c, refs[c.case_id], conflicts) for c in probed)
     summary = {
         "dataset": dataset,
         "method": "kme+weights",
@@ -76,7 +74,5 @@ def bench_consolidated(
         "target_cache": dataclasses.asdict(weights.target_counts),
         **summarise(rows),
         **provenance,
-        "cases_file": cases_path.name,
     }
-    out.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    return summary
+    return write_result(out, summary, table)

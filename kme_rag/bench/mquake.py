@@ -32,6 +32,7 @@ from kme_rag.bench.mquake_metrics import (
     run_mquake,
     summarise_mquake,
 )
+from kme_rag.bench.output import CaseRows, write_result
 from kme_rag.errors import ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.graph import FactGraph
@@ -197,11 +198,9 @@ def bench_mquake(
             bar.update(1)
     probed = tqdm(cases, unit="case", file=sys.stderr, desc="probing hops", disable=not progress)
     known_rows = [known_hops([case], probe)[0] for case in probed]
-    cases_path = out.with_suffix(".cases.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with cases_path.open("w") as fh:
+    with CaseRows(out, bar=False) as table:
         for row, hops in zip(rows, known_rows, strict=True):
-            fh.write(json.dumps({**row, "unedited_hops_known": hops}, ensure_ascii=False) + "\n")
+            table.write({**row, "unedited_hops_known": hops})
     summary: dict[str, Any] = {
         "dataset": f"mquake:{dataset}",
         "method": method,
@@ -212,7 +211,6 @@ def bench_mquake(
         "llama_reuse_prefix": reuse,
         **summarise_mquake(cases, rows, known_rows),
         **(provenance or {}),
-        "cases_file": cases_path.name,
     }
     if method == "mello":
         asked = [q for r in rows for q in r["questions"]]
@@ -229,8 +227,7 @@ def bench_mquake(
         summary["hop_sources"] = _hop_sources(rows)
         if known_path:
             summary["known_facts_file"] = known_path.name
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return write_result(out, summary, table)
 
 
 def load_cases(

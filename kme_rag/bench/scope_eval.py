@@ -18,10 +18,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kme_rag.errors import ValidationError
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.formats import counterfact_edit
 from kme_rag.memory.mention import find_mention
@@ -29,7 +31,16 @@ from kme_rag.memory.store import EditMemory, SearchHit
 from kme_rag.scope.base import ScopeModel
 from kme_rag.scope.data import relation_groups
 
-__all__ = ["ScopeQuery", "evaluate_scope", "scope_queries"]
+if TYPE_CHECKING:
+    from kme_rag.settings import Settings
+
+__all__ = [
+    "ScopeEvalParams",
+    "ScopeQuery",
+    "evaluate_scope",
+    "run_scope_eval",
+    "scope_queries",
+]
 
 
 @dataclass(frozen=True)
@@ -168,3 +179,66 @@ def evaluate_scope(
         "retrieval_ms": _percentiles(retrieval_ms),
         "models": results,
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScopeEvalParams:
+    """``kme scope eval``: which records, how many stored and asked, which weights."""
+
+    data: Path | None = None  # CounterFact-format file [the evaluation split]
+    edits: int = 1000  # records stored as edits
+    queries: int = 1000  # of the stored edits asked about
+    unrelated: int = 500  # unrelated questions (zsRE evaluation loc)
+    k: int = 4  # nearest edits retrieved per search
+    weights: Path | None = None  # scope weights [the shipped ones]
+
+
+def run_scope_eval(settings: Settings, params: ScopeEvalParams, out: Path | None) -> dict[str, Any]:
+    """Measure the trained scope and the similarity baseline on a scratch store; write
+    the full result to ``out`` (when given); return the summary."""
+    import json
+    import sys
+    import tempfile
+
+    from tqdm import tqdm
+
+    from kme_rag.bench.output import write_result
+    from kme_rag.scope.classifier import ScopeWeights, TrainedScope
+    from kme_rag.scope.similarity import SimilarityScope
+
+    path = params.data or settings.data_dir / "counterfact" / "counterfact-edit.json"
+    if not path.is_file():
+        raise ValidationError(f"expected a CounterFact-format file, got {str(path)!r}")
+    if not 1 <= params.queries <= params.edits:
+        raise ValidationError(
+            f"expected 1 <= --queries <= --edits, got {params.queries} and {params.edits}"
+        )
+    records = json.loads(path.read_text())[: params.edits]
+    zsre = settings.data_dir / "zsre" / "zsre_mend_train-1k.json"
+    loc = [r["loc"].removeprefix("nq question: ") for r in json.loads(zsre.read_text())[500:]]
+    store = Path(tempfile.mkdtemp(prefix="kme-scope-eval-"))
+    memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
+    loaded = ScopeWeights.load(params.weights) if params.weights else ScopeWeights.load()
+    models: list[ScopeModel] = [TrainedScope(memory.embedder, loaded), SimilarityScope()]
+    total = 2 * min(params.queries, len(records)) + params.queries + params.unrelated
+    with tqdm(total=total, unit="query", file=sys.stderr, desc="scope eval") as bar:
+        result = evaluate_scope(
+            memory,
+            records,
+            models,
+            queries=params.queries,
+            unrelated=loc[: params.unrelated],
+            k=params.k,
+            progress=bar.update,
+        )
+    main = result["models"]["classifier"]
+    keys = ("recall", "specificity", "threshold", "latency_ms")
+    summary = {
+        **{key: main[key] for key in keys},
+        "n_in": result["n_in"],
+        "n_out": result["n_out"],
+        "baseline": {key: result["models"]["similarity"][key] for key in keys},
+    }
+    if out is not None:
+        write_result(out, {**summary, **result, "data": str(path)})
+    return summary

@@ -26,16 +26,28 @@ import statistics
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from kme_rag.backends import QA_STOP, qa_prompt
 from kme_rag.bench.harness import PROBES, Case, percentile, summarise
+from kme_rag.bench.provenance import provenance
 from kme_rag.errors import ValidationError
 from kme_rag.whitebox.backend import TorchBackend
 from kme_rag.whitebox.edit_requests import probability_metrics
 from kme_rag.whitebox.session import Method, WeightEditor
 
-__all__ = ["WeightBenchParams", "probability_scores", "run_weight_cases", "summarise_weights"]
+if TYPE_CHECKING:
+    from kme_rag.settings import Settings
+
+__all__ = [
+    "WeightBenchParams",
+    "bench_weights",
+    "probability_scores",
+    "run_weight_cases",
+    "scratch_weights",
+    "summarise_weights",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,3 +251,52 @@ def summarise_weights(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if decay is not None:
         summary["decay"] = decay
     return summary
+
+
+def scratch_weights(settings: Settings, stats_samples: int | None = None) -> WeightEditor:
+    """The local model on a scratch deltas folder (the user's weight edits untouched);
+    ``stats_samples``: WikiText-2 windows for C (default 4,000)."""
+    from kme_rag.whitebox.second_moments import StatsParams
+    from kme_rag.whitebox.session import WeightEditParams
+
+    stats = StatsParams() if stats_samples is None else StatsParams(samples=stats_samples)
+    return WeightEditor.open_scratch(settings, params=WeightEditParams(stats=stats))
+
+
+def bench_weights(
+    weights: WeightEditor, dataset: str, cases: list[Case], params: WeightBenchParams, out: Path
+) -> dict[str, Any]:
+    """``kme bench … --method rome|memit``: weight editing on the local model; writes
+    ``out`` and its rows."""
+    import dataclasses
+
+    import torch
+
+    from kme_rag.bench.output import CaseRows, write_result
+
+    with CaseRows(out, len(cases)) as table:
+        rows = table.extend(run_weight_cases(cases, weights, params))
+    layers = (
+        weights.memit_params().layers if params.method == "memit" else [weights.rome_params().layer]
+    )
+    stats = weights.second_moments(list(layers))
+    summary = {
+        "dataset": dataset,
+        "method": params.method,
+        "model": weights.backend.name,
+        "model_identity": weights.loaded.identity,
+        "n": len([r for r in rows if "case_id" in r]),
+        "edits_mode": params.edits_mode,
+        "layers": list(layers),
+        "statistics": {
+            str(layer): {"source": m.source, "tokens": m.tokens} for layer, m in stats.items()
+        },
+        **summarise_weights(rows),
+        # δs read back from the target cache (optimised earlier on the same weights, e.g.
+        # by a ROME run before this MEMIT run): their first optimisation is not in this
+        # run's edit time but in reused_seconds
+        "target_cache": dataclasses.asdict(weights.target_counts),
+        **provenance(),
+    }
+    summary["machine"]["torch_threads"] = torch.get_num_threads()
+    return write_result(out, summary, table)

@@ -16,9 +16,14 @@ log = logging.getLogger(__name__)
 
 
 def result_folders(root: Path) -> list[Path]:
-    """The dated result folders under ``root/results`` (quick runs left out), oldest first."""
+    """The dated result folders under ``root/results``, oldest first: quick runs and
+    ``archive/`` (superseded runs, kept with an index) are left out."""
     base = root / "results"
-    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.endswith("-quick"))
+    return sorted(
+        p
+        for p in base.iterdir()
+        if p.is_dir() and not p.name.endswith("-quick") and p.name != "archive"
+    )
 
 
 def write_figures(results: Results, folder: Path, root: Path) -> dict[str, str]:

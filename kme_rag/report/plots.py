@@ -129,7 +129,16 @@ def _finish_curves(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_xlabel(f"{xlabel} (series drawn slightly apart)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=labels.__getitem__)  # grouped by method
+    ax.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=3,
+    )
 
 
 def scalability_plot(results: Sequence[Result], path: Path) -> Path:
@@ -143,7 +152,8 @@ def scalability_plot(results: Sequence[Result], path: Path) -> Path:
         xs = [int(p["edits_stored"]) for p in points]
         for m, (name, key) in enumerate(CURVE_METRICS):
             at = dodge(xs, r * len(CURVE_METRICS) + m, count)
-            _curve(ax, at, points, str(result.data["method"]), name, key)
+            colour = METRIC_COLOURS[name] if len(results) == 1 else None
+            _curve(ax, at, points, str(result.data["method"]), name, key, colour)
     _finish_curves(
         ax, "edits stored", "% of probed cases (95% Wilson)", "Scalability (CounterFact)"
     )
@@ -165,11 +175,11 @@ def retainability_plot(runs: Sequence[Result], decays: Sequence[Result], path: P
             _curve(ax, at, points, str(result.data["method"]), name, key)
     for d, result in enumerate(decays):
         decay = result.data["decay"]
-        xs = dodge([int(c["edits_applied"]) for c in decay], len(runs) * len(metrics) + d, count)
+        at = dodge([int(c["edits_applied"]) for c in decay], len(runs) * len(metrics) + d, count)
         efficacy = [float(c["efficacy"]) * 100 for c in decay]
         marker, line = METRIC_STYLES["efficacy (P)"]
         ax.plot(
-            xs,
+            at,
             efficacy,
             color=_colour("rome"),
             marker=marker,
@@ -247,7 +257,7 @@ LEADER_FROM = 15  # offsets this far (points) get a leader line
 def _overlap(a: Any, b: Any) -> float:
     w = min(a.x1, b.x1) - max(a.x0, b.x0)
     h = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return max(0.0, w) * max(0.0, h)
+    return float(max(0.0, w) * max(0.0, h))
 
 
 def _label(ax: Any, text: str, at: tuple[float, float], offset: tuple[int, int]) -> Any:
@@ -428,8 +438,8 @@ def _zoom_panel(ax: Any, corner: Sequence[ScatterPoint]) -> list[tuple[str, tupl
     ax.set_ylim(*ylim)
     groups = _scatter(ax, corner)
     ax.grid(True, alpha=0.3)
-    ax.set_xlabel(f"locality (%), zoomed to {xlim[0]:.1f}–{xlim[1]:.1f}")
-    ax.set_ylabel(f"generality (%), zoomed to {ylim[0]:.1f}–{ylim[1]:.1f}")
+    ax.set_xlabel(f"locality (%), zoomed: {xlim[0]:.1f} to {xlim[1]:.1f}")
+    ax.set_ylabel(f"generality (%), zoomed: {ylim[0]:.1f} to {ylim[1]:.1f}")
     ax.set_title(f"Zoom: runs at ≥ {ZOOM_FROM:.0f}% on both axes")
     return _number_labels(groups)
 

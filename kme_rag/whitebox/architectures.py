@@ -110,7 +110,7 @@ _LLAMA_DEPTHS: dict[str, Any] = {"rome_depth": 5 / 31, "memit_depths": (4 / 31, 
 # to the residual stream, so MEMIT's residual target cannot be spread over layers 2-4
 # (tried: one edit spread over 2-4 made "The Eiffel Tower is located in the city of" →
 # "the city of the city of …").
-# δ clamp 1.0 ‖h‖ (benchmarks/rome_ablation.py, first 40 CounterFact cases, efficacy /
+# δ clamp 1.0 ‖h‖ (benchmarks/experiments/rome_ablation.py, first 40 CounterFact cases, efficacy /
 # paraphrase / neighbourhood): ROME's 4.0: 100 / 95 / 55%; 2.0: 100 / 97.5 / 70%; 1.0:
 # 100 / 97.5 / 77.5% (8.9 s per edit); 0.5: 97.5 / 90 / 82.5% (12.4 s: it rarely reaches the
 # early stop). Layer 2 at 4.0: 100 / 97.5 / 65% (19.6 s). A δ much longer than ‖h‖ takes

@@ -1,12 +1,15 @@
 """Optimise the δs of a slice of a benchmark's edits into the target cache, writing nothing.
 
-    KME_TORCH_THREADS=1 .venv/bin/python benchmarks/fill_targets.py \
+    KME_TORCH_THREADS=1 .venv/bin/python benchmarks/experiments/fill_targets.py \
         --dataset counterfact --start 200 --stop 1000 [--method memit]
 
 A large MEMIT batch spends nearly all its time optimising one δ per edit; each δ depends
 only on the unedited weights and its own edit, so slices run in separate processes (one
 per core) fill the cache, and the later `kme bench counterfact --method memit --n 1000
 --edits all` reads them back (its result JSON counts them under `target_cache.reused`).
+
+Run on 2026-12-01 (two slices, one per core) to fill MEMIT-1000's δs: logs in
+``results/2026-12-01/fill-targets-*.log``, story in ``results/2026-12-01/NOTES.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 
 import torch
 
-from kme_rag.evaluation import load_cases
+from kme_rag.bench.harness import load_cases
 from kme_rag.settings import Settings
 from kme_rag.whitebox.session import WeightEditor
 

@@ -1,10 +1,13 @@
 """Render the `kme bench mquake` summaries of one results folder as a Markdown table.
 
-    .venv/bin/python benchmarks/mquake_table.py benchmarks/results/2026-11-25
+    .venv/bin/python benchmarks/experiments/mquake_table.py benchmarks/results/2026-11-25
 
 Reads every ``mquake-*.json`` there and writes ``mquake.md`` beside them: one row per
 run, the plain mode and the labelled known-facts mode on separate rows, every accuracy
 next to the prior baseline computed the same way.
+
+Wrote ``results/2026-11-25/mquake.md``; REPORT.md's MQuAKE table has no by-hops,
+original-answer, unedited-hop or chain-analysis columns, so this stays until it does.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ def main() -> None:
         "|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
         *[row(s) for s in summaries],
         "",
-        "Where the graph walk loses answers (`benchmarks/mquake_chains.py`, from the rows):",
+        "Where the graph walk loses answers (`benchmarks/experiments/mquake_chains.py`, "
+        "from the rows):",
         "",
         "| rows | subject linked | chain right / question | chain right / case (any of 3) "
         "| accuracy when the chain is right | model hops on right chains (right) |",

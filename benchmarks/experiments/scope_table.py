@@ -1,9 +1,12 @@
 """Render the `kme scope eval --out` results of one folder as a Markdown table.
 
-    .venv/bin/python benchmarks/scope_table.py benchmarks/results/2026-11-25
+    .venv/bin/python benchmarks/experiments/scope_table.py benchmarks/results/2026-11-25
 
 Reads every ``scope-*.json`` there and writes ``scope.md`` beside them: the trained
 classifier and the similarity baseline, per number of stored edits.
+
+Wrote ``results/2026-11-25/scope.md``; REPORT.md has no scope section, so this stays
+until it does.
 """
 
 from __future__ import annotations

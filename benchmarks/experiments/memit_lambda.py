@@ -1,12 +1,16 @@
 """MEMIT's λ against its probability scores: N CounterFact edits in one batch per λ.
 
-    KME_TORCH_THREADS=1 .venv/bin/python benchmarks/memit_lambda.py --n 1000 --probe-n 200 \
+    KME_TORCH_THREADS=1 .venv/bin/python benchmarks/experiments/memit_lambda.py \
+        --n 1000 --probe-n 200 \
         --scale 0.25 --scale 4 --out benchmarks/results/2026-12-01/memit-lambda-1000.json
 
 For each λ (the architecture's default times ``--scale``) the first N edits are written in
 one MEMIT batch, the first ``--probe-n`` of them scored (efficacy, paraphrase,
 neighbourhood: ROME's P(new) vs P(true)), and the batch undone. λ enters only the closed
 form, so the δs come from the target cache after the first run (its counts are reported).
+
+Measured 2026-12-01: ``results/2026-12-01/memit-lambda-1000.json`` (no λ meets both
+targets; ``results/2026-12-01/NOTES.md``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from kme_rag.evaluation import load_cases
-from kme_rag.provenance import provenance
+from kme_rag.bench.harness import load_cases
+from kme_rag.bench.provenance import provenance
+from kme_rag.bench.weights import probability_scores
 from kme_rag.settings import Settings
-from kme_rag.whitebox.bench import probability_scores
 from kme_rag.whitebox.session import WeightEditor
 from kme_rag.whitebox.targetcache import TargetCacheCounts
 
@@ -64,7 +68,7 @@ def main() -> None:
         }
         print(json.dumps(run), flush=True)
         runs.append(run)
-    measured = provenance("python benchmarks/memit_lambda.py")
+    measured = provenance("python benchmarks/experiments/memit_lambda.py")
     measured["machine"]["torch_threads"] = torch.get_num_threads()
     args.out.write_text(
         json.dumps(

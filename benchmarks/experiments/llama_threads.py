@@ -1,10 +1,13 @@
 """llama.cpp thread settings on this machine: prompt and generation speed of the bundled model.
 
-    .venv/bin/python benchmarks/llama_threads.py [--repeats 5] [--out DIR]
+    .venv/bin/python benchmarks/experiments/llama_threads.py [--repeats 5] [--out DIR]
 
 For each (n_threads, n_threads_batch) setting, evaluates a ~300-token prompt from
 scratch and generates 64 tokens, timing each repeat; reports medians in tokens/s.
 Writes ``llama-threads-<date>.json`` and ``.md`` under ``--out``.
+
+Measured 2026-11-25: ``results/llama-threads-2026-11-25.{json,md}`` (why llama.cpp
+gets all cores by default; ``results/2026-11-25/NOTES.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from llama_cpp import Llama
 
 from kme_rag.backends import bundled_model_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROMPT = " ".join(
     f"Q: What is the capital of country number {i}?\nA: City {i}.\n" for i in range(20)
 )

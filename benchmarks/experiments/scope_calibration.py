@@ -1,10 +1,13 @@
 """Calibrate the similarity scope baseline on the training splits and record the result.
 
-    .venv/bin/python benchmarks/scope_calibration.py [--n 2000] [--out DIR]
+    .venv/bin/python benchmarks/experiments/scope_calibration.py [--n 2000] [--out DIR]
 
 Reads counterfact-train.json (first N records) and zsRE records 0-499 only, and writes
 ``scope-calibration-<date>.json``: the balanced-accuracy threshold that
 ``SimilarityScope`` uses by default.
+
+Measured 2026-11-25: ``results/scope-calibration-2026-11-25.json``, the threshold
+``SimilarityScope`` ships with.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from kme_rag.memory.embedder import MiniLMEmbedder
 from kme_rag.scope.calibrate import calibrate_similarity
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
 """A tiny OpenAI-compatible upstream for the proxy benchmark: fixed answers, no model.
 
-    .venv/bin/python benchmarks/stub_upstream.py --port 8101
+    .venv/bin/python benchmarks/experiments/stub_upstream.py --port 8101
 
 Answers ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions`` (``stream``
 too) at once, so that what the benchmark measures through the proxy is the proxy.
+
+Started by ``proxy_bench.py`` (result: ``results/proxy-2026-12-01.{json,md}``).
 """
 
 from __future__ import annotations

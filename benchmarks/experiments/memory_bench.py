@@ -1,11 +1,15 @@
 """Edit-memory speed: import rate, search latency and open time with 10,000 edits.
 
-    .venv/bin/python benchmarks/memory_bench.py [--n 10000] [--queries 500] [--out DIR]
+    .venv/bin/python benchmarks/experiments/memory_bench.py [--n 10000] [--queries 500] \
+        [--out DIR]
 
 Imports the first N records of CounterFact's evaluation split into a fresh embedded
 store, times each search query (embedding included) with the records' paraphrases as
 queries, and times opening the store (graph rebuilt) both in-process and from a cold
 process. Writes ``memory-<date>.json`` and ``memory-<date>.md`` under ``--out``.
+
+Measured 2026-11-25: ``results/memory-2026-11-25.{json,md}`` (``results/2026-11-25/NOTES.md``);
+``make bench-memory`` runs it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from kme_rag.memory.formats import read_edits
 from kme_rag.memory.store import EditMemory
 from kme_rag.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPEN_SNIPPET = """
 import sys, time
 start = time.perf_counter()

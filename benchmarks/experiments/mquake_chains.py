@@ -1,6 +1,6 @@
 """Where the graph walk's multi-hop answers are lost: linking, chain inference, or hops.
 
-    .venv/bin/python benchmarks/mquake_chains.py RESULTS.cases.jsonl DATA.json
+    .venv/bin/python benchmarks/experiments/mquake_chains.py RESULTS.cases.jsonl DATA.json
 
 Reads the per-case rows ``kme bench mquake --method kme`` wrote and the MQuAKE file the
 run used, and prints (and writes beside the rows as ``.chains.json``): how often the
@@ -8,6 +8,9 @@ linked subject is the chain's first subject, how often the inferred relation cha
 gold new chain (per question, and per case by the any-of-3 rule), and the accuracy on
 the questions whose chain was right, split by whether every model-answered hop was right.
 Computed after the run from what it recorded; nothing is asked again.
+
+Run on 2026-11-25's ``kme`` rows: ``results/2026-11-25/mquake-*.chains.json``, tabled by
+``mquake_table.py`` in ``results/2026-11-25/mquake.md``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kme_rag.evaluation import contains_answer
+from kme_rag.bench.harness import contains_answer
 
 
 def analyse(rows: list[dict[str, Any]], records: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """Editing-proxy overhead and throughput with a fast local upstream and 10,000 edits.
 
-    nice -n 19 .venv/bin/python benchmarks/proxy_bench.py [--edits 10000] [--queries 200] \\
-        [--repeats 3] [--clients 8] [--seconds 15] [--store DIR] [--out benchmarks/results]
+    nice -n 19 .venv/bin/python benchmarks/experiments/proxy_bench.py [--edits 10000] \\
+        [--queries 200] [--repeats 3] [--clients 8] [--seconds 15] [--store DIR] \\
+        [--out benchmarks/results]
 
 Starts, each as a process of its own on loopback: the stub upstream
-(``benchmarks/stub_upstream.py``: fixed answers at once) and the proxy (``python -m
-kme_rag.server serve``) on an embedded store holding the first N CounterFact evaluation
-records (imported by the store's CounterFact import unless ``--store`` names a store
-that already has them). Chat requests only, as a user's client sends them:
+(``benchmarks/experiments/stub_upstream.py``: fixed answers at once) and the proxy
+(``python -m kme_rag.server serve``) on an embedded store holding the first N CounterFact
+evaluation records (imported by the store's CounterFact import unless ``--store`` names a
+store that already has them). Chat requests only, as a user's client sends them:
 
 - out of scope: zsRE's unrelated ``loc`` questions; in scope: the stored records'
   paraphrase prompts. Which route the proxy took is read from ``x-kme-route`` and
@@ -20,6 +21,8 @@ that already has them). Chat requests only, as a user's client sends them:
   out-of-scope, in-scope and mixed (half each), and straight to the stub for reference.
 
 Writes ``proxy-<date>.json`` and ``proxy-<date>.md`` under ``--out``.
+
+Measured 2026-12-01: ``results/proxy-2026-12-01.{json,md}`` (``results/2026-12-01/NOTES.md``).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import httpx
 from memory_bench import machine as memory_machine
 from memory_bench import percentile
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 TARGETS = {"out_p50_ms": 15.0, "in_p50_ms": 30.0, "rps": 50.0}
 KINDS = ("direct", "proxy", "overhead", "retrieve", "scope")  # the last two: server-timing
@@ -216,7 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stub, proxy = f"http://127.0.0.1:{stub_port}/v1", f"http://127.0.0.1:{proxy_port}/v1"
     env = {**os.environ, "KME_STORE": str(store), "KME_UPSTREAM_FRAMING": "qa"}
     logs = Path(tempfile.mkdtemp(prefix="kme-proxy-logs-"))
-    stub_cmd = [sys.executable, str(ROOT / "benchmarks" / "stub_upstream.py")]
+    stub_cmd = [sys.executable, str(Path(__file__).resolve().parent / "stub_upstream.py")]
     proxy_cmd = [sys.executable, "-m", "kme_rag.server", "serve", "--port", str(proxy_port)]
     load_before = os.getloadavg()
     with (
@@ -281,8 +284,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{result['edits']:,} CounterFact edits stored (embedded Chroma; "
         f"{imported(result['import_s'])}); upstream: the stub "
-        "(`benchmarks/stub_upstream.py`, fixed answers), proxy and stub each a process on "
-        "loopback; chat requests, in-scope chat framed as a Q/A completion "
+        "(`benchmarks/experiments/stub_upstream.py`, fixed answers), proxy and stub each a "
+        "process on loopback; chat requests, in-scope chat framed as a Q/A completion "
         "(`KME_UPSTREAM_FRAMING=qa`).",
         "",
         f"## Latency (one client; ms; median over {result['repeats']} repeats of each percentile)",

@@ -1,10 +1,14 @@
 """ROME's probability scores on the first CounterFact cases under a few parameter choices.
 
-    KME_TORCH_THREADS=1 .venv/bin/python benchmarks/rome_ablation.py --n 8 \
+    KME_TORCH_THREADS=1 .venv/bin/python benchmarks/experiments/rome_ablation.py --n 8 \
         --out benchmarks/results/2026-12-01/rome-ablation.json [--config NAME ...]
 
 Each case is edited, scored (efficacy, paraphrase, neighbourhood: ROME's P(new) vs P(true))
 and undone, per configuration; the statistics C are the cached WikiText-2 ones.
+
+Measured 2026-12-01: ``results/2026-12-01/rome-ablation.json`` (8 cases) and
+``rome-ablation-40.json`` (40 cases), which set Gemma 3's δ clamp to 1.0 ‖h‖
+(``results/2026-12-01/NOTES.md``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from kme_rag.evaluation import counterfact_cases
-from kme_rag.provenance import provenance
+from kme_rag.bench.harness import counterfact_cases
+from kme_rag.bench.provenance import provenance
+from kme_rag.bench.weights import probability_scores
 from kme_rag.settings import Settings
-from kme_rag.whitebox.bench import probability_scores
 from kme_rag.whitebox.rome import RomeParams
 from kme_rag.whitebox.session import WeightEditor, WeightEditParams
 
@@ -73,7 +77,7 @@ def main() -> None:
             "seconds_p50": round(statistics.median(seconds), 2),
         }
         print(name, results[name])
-    measured = provenance("python benchmarks/rome_ablation.py")
+    measured = provenance("python benchmarks/experiments/rome_ablation.py")
     measured["machine"]["torch_threads"] = torch.get_num_threads()
     args.out.write_text(
         json.dumps(

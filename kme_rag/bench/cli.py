@@ -1,0 +1,301 @@
+"""``kme bench``: one subcommand per benchmark, typed options, frozen parameter objects.
+
+Each command checks its options (Typer does the choices), builds the run's parameters
+and hands them to the runner of its method family; the runners write the result JSON and
+its rows (:mod:`kme_rag.bench.output`). Heavy imports wait until a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import typer
+
+from kme_rag.errors import ValidationError
+from kme_rag.settings import Settings
+
+__all__ = ["bench_app"]
+
+bench_app = typer.Typer(
+    help="Benchmarks: CounterFact, zsRE, MQuAKE, the curves, and `all` (REPORT.md).",
+    no_args_is_help=True,
+)
+
+
+class SingleMethod(StrEnum):
+    none = "none"
+    ike = "ike"
+    kme = "kme"
+    rome = "rome"
+    memit = "memit"
+    kme_weights = "kme+weights"
+
+
+class MquakeMethod(StrEnum):
+    none = "none"
+    mello = "mello"
+    kme = "kme"
+    kme_weights = "kme+weights"
+
+
+class CurveMethod(StrEnum):
+    kme = "kme"
+    rome = "rome"
+    memit = "memit"
+
+
+class EditsMode(StrEnum):
+    one = "one"
+    all = "all"
+
+
+class ScopeKind(StrEnum):
+    classifier = "classifier"
+    similarity = "similarity"
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    root = ctx.find_root()
+    return cast(Settings, root.obj["settings"])
+
+
+def _echo(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+OUT = typer.Option(..., help="Summary JSON; the per-case rows go beside it.")
+STATS = typer.Option(None, help="rome/memit/kme+weights: WikiText-2 windows for C (default 4,000).")
+MAX_TOKENS = typer.Option(16, help="Tokens generated per answer.")
+
+
+_LABELS = {"counterfact": "CounterFact", "zsre": "zsRE"}
+
+
+def _single(dataset: Literal["counterfact", "zsre"]) -> Callable[..., None]:
+    """The command of one single-hop dataset (its evaluation split)."""
+
+    def command(
+        ctx: typer.Context,
+        method: SingleMethod = typer.Option(SingleMethod.kme, help="ike: ungated IKE."),
+        n: int = typer.Option(100, min=1, help="How many cases."),
+        edits: EditsMode = typer.Option(EditsMode.all, help="all: every edit stored first."),
+        out: Path = OUT,
+        data: Path | None = typer.Option(None, help="Evaluate this file (same format)."),
+        max_tokens: int = MAX_TOKENS,
+        ike_demos: int = typer.Option(4, help="Demonstrations per prompt for --method ike."),
+        scope: ScopeKind = typer.Option(ScopeKind.classifier, help="kme's scope step."),
+        generate_n: int | None = typer.Option(
+            None, help="rome/memit/kme+weights: generation metrics on the first N cases."
+        ),
+        checkpoint_every: int = typer.Option(
+            10, help="rome --edits all: re-score the first 10 edits every this many edits."
+        ),
+        stats_samples: int | None = STATS,
+        references: Path | None = typer.Option(
+            None,
+            help="ike/kme: the JSON of a --method none run of these cases; its unedited "
+            "answers are reused, asked again on every 4th case only (latency, and a check).",
+        ),
+    ) -> None:
+        settings = _settings(ctx)
+        if references is not None and method not in (SingleMethod.ike, SingleMethod.kme):
+            raise ValidationError("expected --references only with --method ike or kme")
+        if method in (SingleMethod.rome, SingleMethod.memit, SingleMethod.kme_weights):
+            weighted = WeightRun(
+                dataset=dataset,
+                method=cast(Literal["rome", "memit", "kme+weights"], method.value),
+                n=n,
+                edits_mode=edits.value,
+                data=data,
+                max_tokens=max_tokens,
+                generate_n=generate_n,
+                checkpoint_every=checkpoint_every,
+                stats_samples=stats_samples,
+            )
+            _weights(settings, weighted, out)
+            return
+        from kme_rag.bench.harness import MemoryRun, bench_memory
+
+        run = MemoryRun(
+            dataset=dataset,
+            method=cast(Literal["none", "ike", "kme"], method.value),
+            n=n,
+            edits_mode=edits.value,
+            max_tokens=max_tokens,
+            ike_demos=ike_demos,
+            scope=scope.value,
+            data=data,
+            references=references,
+        )
+        summary = bench_memory(settings, run, out)
+        _echo({k: summary[k] for k in ("metrics", "latency_ms", "prompt_tokens_per_question")})
+
+    command.__doc__ = (
+        f"{_LABELS[dataset]}'s evaluation split: the unedited model (none), IKE, kme, or the "
+        "weights (rome, memit, kme+weights), greedy decoding."
+    )
+    return command
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightRun:
+    """One ``kme bench counterfact|zsre`` run of a weight method."""
+
+    dataset: Literal["counterfact", "zsre"]
+    method: Literal["rome", "memit", "kme+weights"]
+    n: int
+    edits_mode: Literal["one", "all"]
+    data: Path | None
+    max_tokens: int
+    generate_n: int | None
+    checkpoint_every: int
+    stats_samples: int | None
+
+
+def _weights(settings: Settings, run: WeightRun, out: Path) -> None:
+    """The weight methods of ``kme bench counterfact|zsre``."""
+    from kme_rag.bench.harness import load_cases
+    from kme_rag.bench.weights import WeightBenchParams, bench_weights, scratch_weights
+
+    cases = load_cases(run.dataset, settings.data_dir, run.n, run.data)
+    weights = scratch_weights(settings, run.stats_samples)
+    if run.method == "kme+weights":
+        from kme_rag.bench.memory_weights import bench_consolidated
+        from kme_rag.bench.provenance import provenance
+
+        if run.edits_mode != "all":
+            raise ValidationError("expected --edits all with --method kme+weights")
+        summary = bench_consolidated(
+            settings, run.dataset, cases, out, provenance(), run.max_tokens, weights, run.generate_n
+        )
+        _echo({k: summary[k] for k in ("metrics", "edit_seconds")})
+        return
+    params = WeightBenchParams(
+        method=run.method,
+        edits_mode=run.edits_mode,
+        max_tokens=run.max_tokens,
+        generate_n=run.generate_n,
+        checkpoint_every=run.checkpoint_every,
+    )
+    summary = bench_weights(weights, run.dataset, cases, params, out)
+    keys = ("probability", "unedited_probability", "metrics", "edit_seconds")
+    _echo({k: summary[k] for k in keys if k in summary})
+
+
+bench_app.command("counterfact")(_single("counterfact"))
+bench_app.command("zsre")(_single("zsre"))
+
+
+@bench_app.command("mquake")
+def mquake(
+    ctx: typer.Context,
+    method: MquakeMethod = typer.Option(MquakeMethod.kme, help="kme: the graph walk."),
+    n: int = typer.Option(100, min=1, help="How many cases."),
+    edits: EditsMode = typer.Option(EditsMode.all, help="all: every case's edits stored first."),
+    out: Path = OUT,
+    data: Path | None = typer.Option(None, help="Evaluate this file [the CF-3k subset]."),
+    known_facts: bool = typer.Option(
+        False, "--known-facts", help="kme: import the cases' unedited facts as trusted facts."
+    ),
+    stats_samples: int | None = STATS,
+) -> None:
+    """MQuAKE multi-hop: the unedited model, MeLLo, the graph walk (kme), or the walk on
+    weights holding every case's edits (kme+weights)."""
+    from kme_rag.bench.mquake import bench_mquake, load_cases
+    from kme_rag.bench.provenance import provenance
+
+    if known_facts and method != MquakeMethod.kme:
+        raise ValidationError("expected --known-facts only with --method kme")
+    settings = _settings(ctx)
+    path, cases = load_cases(settings, data, n)
+    weights = None
+    if method == MquakeMethod.kme_weights:
+        from kme_rag.bench.weights import scratch_weights
+
+        weights = scratch_weights(settings, stats_samples)
+    summary = bench_mquake(
+        settings,
+        method.value,
+        cases,
+        edits.value,
+        out,
+        dataset=path.name,
+        known_path=path if known_facts else None,
+        provenance=provenance(),
+        weights=weights,
+    )
+    _echo(summary["metrics"])
+
+
+def _curve(kind: Literal["scalability", "retainability"]) -> Callable[..., None]:
+    def command(
+        ctx: typer.Context,
+        sizes: str = typer.Option(..., help="Comma-separated store sizes or checkpoints."),
+        method: CurveMethod = typer.Option(
+            CurveMethod.kme, help="retainability: also rome or memit writing each edit."
+        ),
+        probe_n: int = typer.Option(100, min=1, help="Cases probed at each point."),
+        max_tokens: int = MAX_TOKENS,
+        out: Path = OUT,
+        stats_samples: int | None = STATS,
+    ) -> None:
+        from kme_rag.bench.curve_runs import bench_curve
+        from kme_rag.bench.curves import CurveParams
+        from kme_rag.bench.provenance import provenance
+        from kme_rag.bench.weights import scratch_weights
+
+        try:
+            steps = tuple(int(s) for s in sizes.split(","))
+        except ValueError:
+            raise ValidationError(f"expected comma-separated integers, got {sizes!r}") from None
+        settings = _settings(ctx)
+        curve = CurveParams(sizes=steps, probe_n=probe_n, max_tokens=max_tokens)
+        how: Literal["kme", "rome", "memit"] = method.value
+        weights = scratch_weights(settings, stats_samples) if how != "kme" else None
+        summary = bench_curve(settings, kind, curve, out, provenance(), how, weights)
+        _echo([{k: v for k, v in p.items() if k != "add_seconds"} for p in summary["points"]])
+
+    command.__doc__ = (
+        "The kme route against the number of edits stored (CounterFact)."
+        if kind == "scalability"
+        else "Earlier edits re-probed as later ones are added (CounterFact)."
+    )
+    return command
+
+
+bench_app.command("scalability")(_curve("scalability"))
+bench_app.command("retainability")(_curve("retainability"))
+
+
+@bench_app.command("all")
+def bench_all(
+    ctx: typer.Context,
+    quick: bool = typer.Option(False, "--quick", help="The small CI plan (≤ 5 minutes)."),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Rebuild REPORT.md from the result JSONs, run nothing."
+    ),
+    only: str | None = typer.Option(
+        None, help="Comma-separated run names of the plan to run (default: every run)."
+    ),
+    results: Path = typer.Option(
+        Path("benchmarks"), help="Folder of results/<date>/ and REPORT.md."
+    ),
+    jobs: int | None = typer.Option(
+        None,
+        min=1,
+        help="Runs at once, each pinned to its share of the CPUs (default: one per CPU).",
+    ),
+) -> None:
+    """Every method on every dataset it applies to, then REPORT.md."""
+    from kme_rag.bench import run_all
+
+    names = tuple(s for s in (only or "").split(",") if s)
+    report = run_all.bench_all(
+        _settings(ctx), results, quick=quick, only=names, report_only=report_only, jobs=jobs
+    )
+    typer.echo(f"wrote {report}")
