@@ -388,11 +388,5 @@ class KnowledgeEditor:
         self.weights.write([stored])
         return EditCheck(stored, result.probes, written=True)
 
-    async def acomplete(self, prompt: str) -> Answer:
-        return await asyncio.to_thread(self.complete, prompt)
-
-    async def achat(self, messages: Sequence[Message]) -> Answer:
-        return await asyncio.to_thread(self.chat, messages)
-
     async def aask(self, question: str) -> Answer:
         return await asyncio.to_thread(self.ask, question)

@@ -16,7 +16,10 @@ Read top to bottom, in the order an edit flows through them:
 - :mod:`~kme_rag.whitebox.rome` and :mod:`~kme_rag.whitebox.memit` — the updates.
 - :mod:`~kme_rag.whitebox.delta` — weight changes as data: apply, exact undo, bytes.
 
-Still to come (issue 6): the editor route and GGUF export.
+- :mod:`~kme_rag.whitebox.session` — :class:`WeightEditor`: load, write edits (ROME or
+  MEMIT), list and undo them; :mod:`~kme_rag.whitebox.deltastore` keeps the deltas per model.
+- :mod:`~kme_rag.whitebox.backend` — the edited weights as a generation backend (route
+  ``weights``); :mod:`~kme_rag.whitebox.gguf_export` — the edited model as a GGUF file.
 
 Importing this package loads nothing heavy; the submodules import torch and transformers.
 """
