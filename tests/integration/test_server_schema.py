@@ -44,3 +44,4 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, embedder: MiniLMEmbe
     generated = re.search(r"(\d+) generated, (\d+) passed", report)
     assert generated is not None and int(generated[1]) > 500, report[-2000:]
     assert generated[1] == generated[2], report[-2000:]
+    print(f"schemathesis: {generated[0]}")  # the figure the notes quote (pytest -s)
