@@ -438,7 +438,10 @@ class EditMemory:
         with ``only_stale``, the demoted)."""
         survivors, stale = _newest_per_key(active)
         if stale:
-            log.warning("repairing %d edits left active by an interrupted write", len(stale))
+            log.info(
+                "demoting %d older active edits of a key (an interrupted write, or an undo that revived two)",
+                len(stale),
+            )
             self._update(stale)
             self._bump()
         return stale if only_stale else survivors
@@ -739,7 +742,7 @@ class EditMemory:
         """Write exported edits back: this namespace's exactly as they were (ids,
         statuses, change ids; ones already stored are skipped), another namespace's as
         copies (see the module docstring). Returns the records written."""
-        own = [e for e in edits if self._is_own(e)]
+        own = [e.model_copy(update={"namespace": self.namespace}) for e in edits if self._is_own(e)]
         if len({e.id for e in own}) != len(own):
             raise ValidationError("the file holds the same edit id twice")
         with self._lock:
@@ -750,11 +753,7 @@ class EditMemory:
                     f"edit id {clash[0]!r} is already taken in namespace {self.namespace!r} "
                     f"by another edit ({len(clash)} ids are); nothing was imported"
                 )
-            fresh = [
-                e.model_copy(update={"namespace": self.namespace})
-                for e in own
-                if e.id not in stored
-            ]
+            fresh = [e for e in own if e.id not in stored]
         written = self._write(fresh, link=False, progress=progress)
         copies = self._copies([e for e in edits if not self._is_own(e)])
         return written + self._write(copies, link=True, progress=progress)

@@ -94,8 +94,10 @@ class Tenants:
         self._opening = asyncio.Lock()
 
     def _build(self, namespace: str) -> Tenant:
-        memory = self._base if namespace == self._base.namespace else None
-        memory = memory or self._base.with_namespace(namespace)
+        if namespace == self._base.namespace:
+            memory = self._base  # (not `or`: an EditMemory with no edits is falsy)
+        else:
+            memory = self._base.with_namespace(namespace)
         walker = self._walker(self._backend, memory) if self._walker else None
         editor = KnowledgeEditor(self._backend, memory, scope=self._scope, multihop=walker)
         return Tenant(memory, editor)
