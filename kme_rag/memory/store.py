@@ -439,7 +439,8 @@ class EditMemory:
         survivors, stale = _newest_per_key(active)
         if stale:
             log.info(
-                "demoting %d older active edits of a key (an interrupted write, or an undo that revived two)",
+                "demoting %d older active edits of a key (left by an interrupted write, "
+                "or revived together by an undo)",
                 len(stale),
             )
             self._update(stale)
