@@ -228,26 +228,9 @@ def edit_export(ctx: typer.Context, file: Path) -> None:
 
 
 def _editor(ctx: typer.Context) -> KnowledgeEditor:
-    """The editor ``kme ask`` / ``chat`` use; with KME_WEIGHTS_POLICY other than ``memory``
-    the local weights (and the deltas stored for them) are loaded too."""
-    from kme_rag.backends import make_backend
-    from kme_rag.editor import EditorParams
-    from kme_rag.multihop.walk import build_walker
-
-    settings, memory = _settings(ctx), _memory(ctx)
-    backend = make_backend(settings)
-    weights = None
-    if settings.weights_policy != "memory":
-        from kme_rag.whitebox.session import WeightEditor
-
-        weights = WeightEditor.open(settings)
-    return KnowledgeEditor(
-        backend,
-        memory,
-        multihop=build_walker(settings, backend, memory),
-        weights=weights,
-        params=EditorParams(weights_policy=settings.weights_policy),
-    )
+    """The editor ``kme ask`` / ``chat`` use (:meth:`KnowledgeEditor.from_settings`, which
+    ``kme bench natural`` evaluates too)."""
+    return KnowledgeEditor.from_settings(_settings(ctx), _memory(ctx))
 
 
 @app.command("ask")

@@ -30,7 +30,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from kme_rag.backends import Backend, Message, qa_transcript
 from kme_rag.errors import ContextOverflowError, ValidationError
@@ -48,6 +48,9 @@ from kme_rag.memory.store import EditMemory, SearchHit
 from kme_rag.multihop.walk import GraphWalker, Hop
 from kme_rag.scope.base import ScopeDecision, ScopeModel, mentions_subject
 from kme_rag.scope.classifier import TrainedScope
+
+if TYPE_CHECKING:
+    from kme_rag.settings import Settings
 
 __all__ = [
     "Answer",
@@ -176,6 +179,31 @@ class KnowledgeEditor:
             raise ValidationError(
                 f"weights_policy {self.params.weights_policy!r} needs a local weights model"
             )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, memory: EditMemory, *, backend: Backend | None = None
+    ) -> KnowledgeEditor:
+        """The editor ``kme ask`` and ``kme chat`` use: the settings' backend (or
+        ``backend``), the shipped scope, default parameters, the graph walk over
+        ``memory``'s edits as they are now, and with ``KME_WEIGHTS_POLICY`` other than
+        ``memory`` the local weights (and the deltas stored for them)."""
+        from kme_rag.backends import make_backend
+        from kme_rag.multihop.walk import build_walker
+
+        model = backend or make_backend(settings)
+        weights = None
+        if settings.weights_policy != "memory":
+            from kme_rag.whitebox.session import WeightEditor
+
+            weights = WeightEditor.open(settings)
+        return cls(
+            model,
+            memory,
+            multihop=build_walker(settings, model, memory),
+            weights=weights,
+            params=EditorParams(weights_policy=settings.weights_policy),
+        )
 
     # ---- planning (pure but for retrieval) -------------------------------------------------
 

@@ -22,7 +22,8 @@ from kme_rag.settings import Settings
 __all__ = ["bench_app"]
 
 bench_app = typer.Typer(
-    help="Benchmarks: CounterFact, zsRE, MQuAKE, the curves, and `all` (REPORT.md).",
+    help="Benchmarks: CounterFact, zsRE, MQuAKE, the natural set, the curves, and `all` "
+    "(REPORT.md).",
     no_args_is_help=True,
 )
 
@@ -47,6 +48,11 @@ class CurveMethod(StrEnum):
     kme = "kme"
     rome = "rome"
     memit = "memit"
+
+
+class NaturalMethod(StrEnum):
+    none = "none"
+    kme = "kme"
 
 
 class EditsMode(StrEnum):
@@ -230,6 +236,27 @@ def mquake(
         weights=weights,
     )
     _echo(summary["metrics"])
+
+
+@bench_app.command("natural")
+def natural(
+    ctx: typer.Context,
+    method: NaturalMethod = typer.Option(
+        NaturalMethod.kme, help="kme: the editor `kme ask` builds; none: the unedited model."
+    ),
+    edits: EditsMode = typer.Option(EditsMode.all, help="all: every edit stored first."),
+    out: Path = OUT,
+    data: Path = typer.Option(
+        Path("benchmarks/heldout/natural-v1.jsonl"), help="The held-out natural set (JSONL)."
+    ),
+) -> None:
+    """The held-out natural set: formal, casual and chat questions on each edit, its
+    subject's other relations and its neighbours, asked as `kme ask` asks them."""
+    from kme_rag.bench.natural import NaturalRun, bench_natural
+
+    run = NaturalRun(method=method.value, edits_mode=edits.value, data=data)
+    summary = bench_natural(_settings(ctx), run, out)
+    _echo({k: summary[k] for k in ("figures", "routing_diagnostic", "counts", "latency_ms")})
 
 
 def _curve(kind: Literal["scalability", "retainability"]) -> Callable[..., None]:
