@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from kme_rag.memory.edit import Edit, normalise_name
-from kme_rag.memory.mention import STOP_WORDS, name_tokens
+from kme_rag.memory.mention import STOP_WORDS, name_tokens, possessive_stems
 
 __all__ = ["FactGraph"]
 
@@ -131,10 +131,14 @@ class FactGraph:
         """Every active edited fact whose subject ``text`` names (by name or alias, as
         whole words): "Where is the Eiffel Tower?" → the Eiffel Tower's facts."""
         tokens = name_tokens(text)
+        stems = possessive_stems(text)  # "merkels" also names Merkel
         nodes: set[str] = set()
         for n in range(1, min(self._longest, len(tokens)) + 1):
             for i in range(len(tokens) - n + 1):
                 nodes |= self._by_tokens.get(tuple(tokens[i : i + n]), set())
+                if stems[i + n - 1] != tokens[i + n - 1]:
+                    possessive = (*tokens[i : i + n - 1], stems[i + n - 1])
+                    nodes |= self._by_tokens.get(possessive, set())
         return [
             data["edit"]
             for node in sorted(nodes)

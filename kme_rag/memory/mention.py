@@ -19,9 +19,10 @@ __all__ = [
     "MASK",
     "STOP_WORDS",
     "Mention",
+    "asking_sentence",
     "find_mention",
-    "last_sentence",
     "name_tokens",
+    "possessive_stems",
     "token_spans",
 ]
 
@@ -103,15 +104,44 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
     return [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(norm)]
 
 
-def last_sentence(text: str) -> str:
-    """The last sentence or line of ``text`` (the part that asks), or ``text`` when it
-    has one.
+def possessive_stems(text: str) -> list[str]:
+    """Each word token of ``text`` as :func:`token_spans` gives it, except a lower-case
+    word ending in "s" after three letters or more and followed by a content word, which
+    is given without it: a possessive typed without its apostrophe ("merkels husband",
+    "xi jinpings party"). Capitalised words keep their "s" ("Frances" is a name, not
+    "France's"), and so does a last word ("how many apples")."""
+    norm = unicodedata.normalize("NFKC", text)
+    spans = token_spans(norm)
+    out = []
+    for i, (token, start, end) in enumerate(spans):
+        typed = norm[start:end]
+        following = spans[i + 1][0] if i + 1 < len(spans) else None
+        stem = (
+            len(token) > 3
+            and token.endswith("s")
+            and not token.endswith("ss")
+            and typed.islower()
+            and following is not None  # a possessive comes before what it owns
+            and following not in FUNCTION_WORDS  # "apples are", "tours in"
+        )
+        out.append(token[:-1] if stem else token)
+    return out
+
+
+def asking_sentence(text: str) -> str:
+    """The sentence or line of ``text`` that asks: the last one ending with "?", else the
+    last one; ``text`` itself when it has one sentence.
 
     ``"He was a poet. Edwin of Northumbria is a citizen of"`` → ``"Edwin of Northumbria is
-    a citizen of"``: a leading unrelated sentence dilutes the whole query's embedding.
+    a citizen of"``; ``"I'm flying to Kenya. What is the capital of Kenya? It's for a
+    trip."`` → ``"What is the capital of Kenya?"``: the sentences around a question dilute
+    the whole query's embedding.
     """
     parts = [p for p in _SENTENCE_END.split(text.strip()) if p.strip()]
-    return parts[-1] if len(parts) > 1 else text
+    if len(parts) <= 1:
+        return text
+    asking = [p for p in parts if p.rstrip().endswith("?")]
+    return asking[-1] if asking else parts[-1]
 
 
 def _find(tokens: Sequence[str], name: Sequence[str]) -> int | None:
@@ -180,9 +210,16 @@ def find_mention(text: str, names: Iterable[str]) -> Mention:
     spans = token_spans(norm)
     tokens = [t for t, _, _ in spans]
     best: Mention = Mention(False, 0.0, False, norm)
+    stems: list[str] | None = None
     for name in names:
         wanted = name_tokens(name)
         at = _find(tokens, wanted)
+        if at is None and wanted:
+            stems = possessive_stems(norm) if stems is None else stems
+            typed = _find(stems, wanted)
+            # only the name's last word may carry the dropped apostrophe
+            if typed is not None and tokens[typed : typed + len(wanted) - 1] == wanted[:-1]:
+                at = typed
         if at is not None:
             start, end = spans[at][1], spans[at + len(wanted) - 1][2]
             extended = _extends(norm, spans, at, len(wanted))

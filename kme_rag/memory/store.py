@@ -61,7 +61,7 @@ from kme_rag.memory.edit import Edit, EditStatus, new_change_id, new_edit_id, no
 from kme_rag.memory.embedder import Embedder, MiniLMEmbedder
 from kme_rag.memory.formats import Format, detect_format, read_edits, write_jsonl
 from kme_rag.memory.graph import FactGraph
-from kme_rag.memory.mention import last_sentence
+from kme_rag.memory.mention import asking_sentence
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -524,7 +524,7 @@ class EditMemory:
         """
         if not query.strip():
             raise ValidationError(f"expected a non-empty query, got {query!r}")
-        focus = last_sentence(query)
+        focus = asking_sentence(query)
         texts = [query] if focus == query else [query, focus]
         vectors = self.embedder.embed(texts)  # (1 or 2, dim), unit rows
         found = [self.search(query, k=k, vector=v[None]) for v in vectors]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from kme_rag.memory.edit import parse_edit
 from kme_rag.memory.graph import FactGraph
-from kme_rag.memory.mention import find_mention, last_sentence, name_tokens
+from kme_rag.memory.mention import asking_sentence, find_mention, name_tokens
 from kme_rag.scope.features import crop, pair_mention, relation_text
 
 
@@ -35,9 +35,9 @@ def test_partial_names_are_not_mentions() -> None:
     assert not m.exact and 0 < m.overlap < 1
 
 
-def test_last_sentence_splits_lines_too() -> None:
+def test_asking_sentence_splits_lines_too() -> None:
     assert (
-        last_sentence("References\n\nCategory:Rivers Vevo is from")
+        asking_sentence("References\n\nCategory:Rivers Vevo is from")
         == "Category:Rivers Vevo is from"
     )
 
@@ -48,7 +48,10 @@ def test_pair_mention_reads_names_with_initials_and_earlier_sentences() -> None:
     )
     m = pair_mention("Robert A. Millikan's domain of activity is", edit)
     assert m.exact and not m.elsewhere and m.masked == "X's domain of activity is"
+    # the question is the sentence that asks, though "A." splits it
     m = pair_mention("Which field did Robert A. Millikan study? He studied", edit)
+    assert m.exact and not m.elsewhere
+    m = pair_mention("I admire Robert A. Millikan. Which field did he study?", edit)
     assert m.exact and m.elsewhere
 
 
@@ -75,3 +78,45 @@ def test_graph_finds_the_subjects_a_text_names() -> None:
     both = graph.mentioned("Did Hank Aaron visit the Eiffel Tower?")
     assert {e.id for e in both} == {tower.id, aaron.id}
     assert graph.mentioned("Where is the Eiffel?") == []
+
+
+def test_the_asking_sentence_is_the_question_inside_a_message() -> None:
+    message = "I'm flying to Kenya next year. What is the capital of Kenya? My flight lands there."
+    assert asking_sentence(message) == "What is the capital of Kenya?"
+    assert asking_sentence("It rained. Paris is the capital of") == "Paris is the capital of"
+
+
+def test_a_possessive_typed_without_its_apostrophe_names_the_subject() -> None:
+    for text, name in [
+        ("what is angela merkels husband called", "Angela Merkel"),
+        ("xi jinpings party", "Xi Jinping"),
+        ("whats frances capital", "France"),
+    ]:
+        assert find_mention(text, [name]).exact, text
+    # a capitalised word keeps its "s" (a name), a last word or one before a function
+    # word is a plural, and only the name's last word may carry the dropped apostrophe
+    for text, name in [
+        ("Who is Frances married to?", "France"),
+        ("how many apples", "Apple"),
+        ("apples are red", "Apple"),
+        ("angelas merkel fan club", "Angela Merkel"),
+        ("the glass ceiling", "Glas"),
+    ]:
+        assert not find_mention(text, [name]).exact, text
+
+
+def test_the_graph_finds_a_subject_named_with_a_dropped_apostrophe() -> None:
+    edit = parse_edit({"subject": "Angela Merkel", "relation": "spouse", "target_new": "Joe"})
+    graph = FactGraph([edit])
+    assert [e.id for e in graph.mentioned("who is angela merkels husband")] == [edit.id]
+    assert graph.mentioned("the angela merkel years") == [edit]
+    assert graph.mentioned("how many angela merkels") == []
+
+
+def test_the_mention_read_is_the_one_in_the_question() -> None:
+    edit = parse_edit({"subject": "Jimi Hendrix", "relation": "instrument", "target_new": "oboe"})
+    text = "I found a record of Jimi Hendrix at a market. What did Jimi Hendrix play? I'm new."
+    mention = pair_mention(text, edit)
+    assert mention.masked == "What did X play?" and not mention.elsewhere
+    assert text[mention.mention.start : mention.mention.end] == "Jimi Hendrix"
+    assert mention.mention.start > text.index("market")
