@@ -296,6 +296,13 @@ def scope_train(
     ctx: typer.Context,
     out: Path | None = typer.Option(None, help="Weights file (.npz; the card goes beside)."),
     seed: int = typer.Option(0, help="Seed for sampling, the split and torch."),
+    pararel: int = typer.Option(300, help="ParaRel subjects per relation (0: none)."),
+    hidden: int = typer.Option(64, help="Hidden units of the MLP (0: logistic regression)."),
+    held_out: list[Path] = typer.Option(
+        [Path("benchmarks/heldout/natural-v1.jsonl")],
+        help="Held-out JSONL sets whose subjects are never trained on (missing files are "
+        "an error).",
+    ),
 ) -> None:
     """Train the scope classifier on the training splits under KME_DATA_DIR; by default
     this rewrites the weights shipped in the package."""
@@ -309,7 +316,8 @@ def scope_train(
         settings.data_dir,
         MiniLMEmbedder.from_settings(settings),
         out or SHIPPED_WEIGHTS,
-        TrainParams(seed=seed),
+        TrainParams(seed=seed, pararel=pararel, hidden=hidden),
+        held_out=held_out,
     )
     _echo_json({"weights": str(out or SHIPPED_WEIGHTS), **weights.card["validation"]})
 

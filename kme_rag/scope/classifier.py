@@ -29,7 +29,7 @@ from kme_rag.errors import ConfigurationError
 from kme_rag.memory.embedder import Embedder
 from kme_rag.memory.store import SearchHit
 from kme_rag.scope.base import ScopeDecision
-from kme_rag.scope.features import pair_features, pair_mention, relation_text
+from kme_rag.scope.features import numeric_object, pair_features, pair_mention, relation_text
 from kme_rag.scope.similarity import SimilarityScope
 
 __all__ = ["SHIPPED_WEIGHTS", "ScopeWeights", "TrainedScope"]
@@ -135,7 +135,8 @@ class TrainedScope:
         by_text = dict(zip(masked, self.embedder.embed(masked), strict=True))
         queries = np.stack([by_text[m.masked] for m in mentions])  # (rows, dim)
         retrieval = np.array([candidates[i].score for i in rows], dtype=np.float32)
-        x = pair_features(queries, self._embed_relations(relations), mentions, retrieval)
+        numeric = [numeric_object(edits[i]) for i in rows]
+        x = pair_features(queries, self._embed_relations(relations), mentions, retrieval, numeric)
         out[rows] = self.weights.probability(x)
         return out
 

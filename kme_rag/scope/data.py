@@ -47,6 +47,7 @@ __all__ = [
     "SIMILAR",
     "ZSRE_TRAIN",
     "Pair",
+    "RelationPool",
     "TrainingData",
     "relation_groups",
     "training_pairs",
@@ -94,6 +95,7 @@ class TrainingData:
     pairs: list[Pair]
     counts: dict[str, int]
     files: dict[str, str]
+    relations: RelationPool | None = None  # the relation phrasings the pairs came from
 
 
 def _template_of(prompt: str, subject: str) -> str | None:
@@ -156,7 +158,7 @@ def paraphrase_links(
     return links
 
 
-class _Relations:
+class RelationPool:
     """Which phrasings may *not* ask an edit's relation: its other-relation negatives."""
 
     def __init__(
@@ -214,7 +216,7 @@ def _fill(template: str, subject: str) -> str:
 
 
 def _other_relation(
-    edit: Edit, relations: _Relations, own: Sequence[str], group: int | None, rng: random.Random
+    edit: Edit, relations: RelationPool, own: Sequence[str], group: int | None, rng: random.Random
 ) -> list[Pair]:
     """The edit's subject asked about two other relations (a cloze and a question) and
     named by a chat request that asks no relation: all out of scope."""
@@ -230,7 +232,7 @@ def _other_relation(
 
 
 def counterfact_pairs(
-    records: Sequence[dict[str, Any]], relations: _Relations, rng: random.Random
+    records: Sequence[dict[str, Any]], relations: RelationPool, rng: random.Random
 ) -> list[Pair]:
     """Pairs from CounterFact training records (see the module docstring)."""
     by_group: dict[int, list[dict[str, Any]]] = {}
@@ -302,7 +304,7 @@ def _other_name(
 def mined_pairs(
     records: Sequence[dict[str, Any]],
     questions: Sequence[str],
-    relations: _Relations,
+    relations: RelationPool,
     rng: random.Random,
     per_text: int = 2,
 ) -> list[Pair]:
@@ -338,7 +340,7 @@ def mined_pairs(
 
 
 def zsre_pairs(
-    records: Sequence[dict[str, Any]], relations: _Relations, rng: random.Random
+    records: Sequence[dict[str, Any]], relations: RelationPool, rng: random.Random
 ) -> list[Pair]:
     """Pairs from zsRE training records 0-499."""
     pairs = []
@@ -368,7 +370,7 @@ def mquake_eval_statements(files: Iterable[Path]) -> set[str]:
     return out
 
 
-def _subject(statement: str, questions: Sequence[str]) -> str | None:
+def statement_subject(statement: str, questions: Sequence[str]) -> str | None:
     """The longest capitalised word run of ``statement`` that every question names."""
     words = statement.split()
     for n in range(len(words) - 1, 0, -1):
@@ -410,7 +412,7 @@ def _parse_statement(
     run every question names; the template is the CounterFact template the statement
     starts with or, failing that, the statement up to the object (the tail no question
     uses: "The author of {} is" + "Jean Giraudoux")."""
-    subject = _subject(statement, questions)
+    subject = statement_subject(statement, questions)
     if subject is None:
         return None
     found = None
@@ -439,7 +441,7 @@ def _parse_statement(
 def mquake_pairs(
     records: Sequence[dict[str, Any]],
     held_out: set[str],
-    relations: _Relations,
+    relations: RelationPool,
     rng: random.Random,
 ) -> tuple[list[Pair], dict[str, int]]:
     """Pairs from MQuAKE scope pairs, minus those whose edit an evaluation file holds."""
@@ -498,7 +500,7 @@ def training_pairs(data_dir: Path, embedder: Embedder, seed: int = 0) -> Trainin
     questions += sorted(
         {t for i in ZSRE_TRAIN if (t := _template_of(zsre[i]["src"], zsre[i]["subject"]))}
     )
-    relations = _Relations(groups, questions, embedder, paraphrase_links(counterfact, groups))
+    relations = RelationPool(groups, questions, embedder, paraphrase_links(counterfact, groups))
     pairs = counterfact_pairs(counterfact, relations, rng)
     pairs += zsre_pairs(zsre, relations, rng)
     unrelated = [zsre[i]["loc"].removeprefix("nq question: ") for i in ZSRE_TRAIN]
@@ -510,8 +512,9 @@ def training_pairs(data_dir: Path, embedder: Embedder, seed: int = 0) -> Trainin
         counts[pair.kind] = counts.get(pair.kind, 0) + 1
     counts["relation_groups"] = len(set(groups.values()))
     files = [cf_path, zsre_path, mq_path, questions_path]
-    return TrainingData(pairs, counts, {str(p.relative_to(data_dir)): _sha(p) for p in files})
+    hashes = {str(p.relative_to(data_dir)): sha(p) for p in files}
+    return TrainingData(pairs, counts, hashes, relations)
 
 
-def _sha(path: Path) -> str:
+def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

@@ -23,17 +23,25 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from kme_rag.memory.edit import Edit
-from kme_rag.memory.mention import MASK, Mention, find_mention, last_sentence, name_tokens
+from kme_rag.memory.mention import MASK, Mention, asking_sentence, find_mention, name_tokens
 
 __all__ = ["N_SCALARS", "PairMention", "pair_features", "pair_mention", "relation_text"]
 
-N_SCALARS = 6  # relation cosine, retrieval score, exact in the last sentence, exact earlier,
-# 1/name words, extended
+N_SCALARS = 8  # relation cosine, retrieval score, exact in the asking sentence, exact
+# earlier, 1/name words, extended, asks a quantity of a non-numeric object, of a numeric one
+# "When was X founded?", "how many people live in X": the answer is a date or a number.
+# MiniLM puts "In which year was X founded?" at 0.92 from "X was founded by": the words
+# are the relation's, the answer type is not.
+_QUANTITY = re.compile(
+    r"\b(?:when|what year|which year|what date|in (?:what|which) (?:year|century|decade)"
+    r"|how (?:many|much|old|tall|long|high|big|large|far|deep|wide))\b"
+)
+_NUMERIC = re.compile(r"\b\d{3,4}\b|^\W*\d[\d.,]*\W*\w*\W*$")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,12 @@ class PairMention:
     @property
     def exact(self) -> bool:
         return self.mention.exact
+
+    @property
+    def asks_quantity(self) -> bool:
+        """Whether the question asks for a date or a number ("in which year", "how
+        many"), read around the mention."""
+        return bool(_QUANTITY.search(self.masked.casefold()))
 
     @property
     def masked(self) -> str:
@@ -79,18 +93,33 @@ def subject_names(edit: Edit) -> tuple[str, ...]:
 def pair_mention(query: str, edit: Edit) -> PairMention:
     """How ``query`` names ``edit``'s subject (nothing for an unstructured edit).
 
-    The whole query is searched (a sentence splitter would cut "Robert A. Millikan" at
-    "A."); ``elsewhere`` records that the mention lies wholly before the last sentence
-    ("Which position does X play? They play as").
+    The sentence that asks (:func:`~kme_rag.memory.mention.asking_sentence`) is searched
+    first: in "I found a record of Jimi Hendrix. What instrument did Jimi Hendrix play?
+    I'm new to rock." the mention that matters is the question's, and the relation is
+    read from that sentence alone. Failing that, the whole query (a sentence splitter
+    would cut "Robert A. Millikan" at "A."); ``elsewhere`` records that the mention lies
+    wholly before the asking sentence ("Which position does X play? They play as").
     """
     names = subject_names(edit)
+    norm = unicodedata.normalize("NFKC", query)
+    words = 1.0 / max(1, len(name_tokens(names[0]))) if names else 1.0
+    focus = asking_sentence(norm)
+    if focus != norm:
+        inside = find_mention(focus, names)
+        if inside.exact:
+            offset = norm.rfind(focus)
+            shifted = replace(inside, start=inside.start + offset, end=inside.end + offset)
+            return PairMention(shifted, False, words)
     mention = find_mention(query, names)
     if not mention.exact:
         return PairMention(mention, False)
-    norm = unicodedata.normalize("NFKC", query)
-    focus_start = norm.rfind(last_sentence(norm))
-    words = 1.0 / max(1, len(name_tokens(names[0])))
+    focus_start = norm.rfind(focus)
     return PairMention(mention, mention.end <= focus_start, words)
+
+
+def numeric_object(edit: Edit) -> bool:
+    """Whether the edit's object is a date or a number ("1976", "14 May 1971", "42")."""
+    return any(bool(_NUMERIC.search(o)) for o in (edit.target_new, edit.target_true) if o)
 
 
 def relation_text(edit: Edit) -> str | None:
@@ -108,11 +137,14 @@ def pair_features(
     relations: np.ndarray,
     mentions: Sequence[PairMention],
     retrieval: np.ndarray,
+    numeric: Sequence[bool],
 ) -> np.ndarray:
     """(pairs, N_SCALARS + 2·dim) features from unit masked-query and relation embeddings,
-    the mentions, and the retrieval score (cosine of the query, or its last sentence,
-    with the edit's whole statement, as :meth:`EditMemory.candidates` reports it)."""
+    the mentions, the retrieval score (cosine of the query, or its asking sentence, with
+    the edit's whole statement, as :meth:`EditMemory.candidates` reports it) and whether
+    each edit's object is numeric (:func:`numeric_object`)."""
     assert queries.shape == relations.shape and len(mentions) == len(queries) == len(retrieval)
+    assert len(numeric) == len(mentions)
     cosine = (queries * relations).sum(axis=1)  # (pairs,)
     scalars = np.array(
         [
@@ -123,8 +155,10 @@ def pair_features(
                 float(m.elsewhere),
                 m.words,
                 float(m.mention.extended),
+                float(m.asks_quantity and not number),
+                float(m.asks_quantity and number),
             ]
-            for m in mentions
+            for m, number in zip(mentions, numeric, strict=True)
         ],
         dtype=np.float32,
     ).reshape(len(mentions), N_SCALARS)  # (pairs, N_SCALARS)

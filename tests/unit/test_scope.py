@@ -58,12 +58,12 @@ def test_ike_prompts_read_as_the_paper_lays_them_out() -> None:
     )
 
 
-def test_last_sentence_and_merged_hits() -> None:
-    from kme_rag.memory.mention import last_sentence
+def test_asking_sentence_and_merged_hits() -> None:
+    from kme_rag.memory.mention import asking_sentence
     from kme_rag.memory.store import merge_hits
 
-    assert last_sentence("It rained. Paris is the capital of") == "Paris is the capital of"
-    assert last_sentence("One sentence only") == "One sentence only"
+    assert asking_sentence("It rained. Paris is the capital of") == "Paris is the capital of"
+    assert asking_sentence("One sentence only") == "One sentence only"
     text = parse_edit({"statement": "Free text."})
     merged = merge_hits([[SearchHit(TOWER, 0.4)], [SearchHit(TOWER, 0.7), SearchHit(text, 0.5)]], 5)
     assert [(h.edit.id, h.score) for h in merged] == [(TOWER.id, 0.7), (text.id, 0.5)]
@@ -79,12 +79,28 @@ def test_pair_features_line_up_with_the_mentions() -> None:
         PairMention(find_mention("X", ["X"]), False),
         PairMention(find_mention("Y said X", ["X"]), True, 0.5),
     ]
-    x = pair_features(q, r, mentions, np.array([0.7, 0.2], dtype=np.float32))
+    x = pair_features(q, r, mentions, np.array([0.7, 0.2], dtype=np.float32), [False, True])
     assert x.shape == (2, N_SCALARS + 8)
     assert x[:, 0].tolist() == [1.0, 0.0]  # relation cosine
     assert x[:, 1].tolist() == pytest.approx([0.7, 0.2])  # retrieval score
     assert x[:, 2].tolist() == [1.0, 0.0] and x[:, 3].tolist() == [0.0, 1.0]  # where named
     assert x[:, 4].tolist() == [1.0, 0.5]
+    assert x[:, 6].tolist() == [0.0, 0.0]  # neither asks a date or a number
+
+
+def test_a_date_question_about_an_entity_fact_is_flagged() -> None:
+    from kme_rag.memory.mention import find_mention
+    from kme_rag.scope.features import PairMention, numeric_object
+
+    def asks(text: str) -> bool:
+        return PairMention(find_mention(text, ["Microsoft"]), False).asks_quantity
+
+    assert asks("In which year was Microsoft founded?") and asks("when was microsoft founded")
+    assert asks("how many people work at Microsoft") and not asks("Who founded Microsoft?")
+    founder = parse_edit({"subject": "Microsoft", "relation": "founder", "target_new": "Jobs"})
+    year = parse_edit({"subject": "Microsoft", "relation": "founded", "target_new": "1976"})
+    assert not numeric_object(founder) and numeric_object(year)
+    assert numeric_object(parse_edit({"subject": "A", "relation": "b", "target_new": "42"}))
 
 
 def test_scope_weights_round_trip(tmp_path: Path) -> None:
@@ -112,3 +128,94 @@ def test_missing_weights_say_how_to_make_them(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigurationError, match="kme scope train"):
         ScopeWeights.load(tmp_path / "none.npz")
+
+
+def test_pararel_patterns_become_questions_of_every_form() -> None:
+    import random
+
+    from kme_rag.scope.pararel import FORMS, ParaRelRelation, phrase
+
+    capital = ParaRelRelation(
+        "P36",
+        "capital",
+        ("The capital of [X] is [Y] .", "[Y] is the capital city of [X].", "[X]'s capital, [Y]."),
+    )
+    rng = random.Random(0)
+    seen = {form: {phrase(capital, "New Zealand", form, rng) for _ in range(20)} for form in FORMS}
+    assert seen["cloze"] == {"The capital of New Zealand is", "New Zealand's capital,"}
+    assert "What is the capital of New Zealand?" in seen["question"]
+    assert "What is the capital city of New Zealand?" in seen["question"]
+    assert "The capital of New Zealand is what?" in seen["echo"]
+    assert all(t == t.lower() and not t.endswith("?") for t in seen["casual"] if t)
+    assert any(t.startswith("whats ") for t in seen["casual"] if t)
+    typos = {t for t in seen["typo"] if t}
+    assert typos and all("New Zealand" in t for t in typos)  # the name is never misspelt
+    assert all(len(t.split(". ")) >= 2 for t in seen["embedded"] if t)
+
+
+def test_pararel_pairs_ask_the_same_subject_other_relations_and_skip_held_out_subjects(
+    tmp_path: Path,
+) -> None:
+    import json
+    import random
+
+    from kme_rag.scope.pararel import pararel_pairs
+
+    patterns = {
+        "P36": ["The capital of [X] is [Y] .", "[X]'s capital is [Y]."],
+        "P37": ["The official language of [X] is [Y] ."],
+        "P17": ["[X] is located in [Y] ."],
+        "P131": ["[X] is located in [Y] ."],  # shares a phrasing with P17: linked
+    }
+    for rid, rows in patterns.items():
+        folder = tmp_path / "pararel"
+        (folder / "patterns").mkdir(parents=True, exist_ok=True)
+        (folder / "trex").mkdir(parents=True, exist_ok=True)
+        (folder / "patterns" / f"{rid}.jsonl").write_text(
+            "".join(json.dumps({"pattern": p, "lemma": rid.lower()}) + "\n" for p in rows)
+        )
+        subjects = ["France", "Kenya", "Peru"]
+        (folder / "trex" / f"{rid}.jsonl").write_text(
+            "".join(
+                json.dumps({"sub_label": s, "obj_label": f"{s}-{rid}"}) + "\n" for s in subjects
+            )
+        )
+    pairs, counts = pararel_pairs(tmp_path, random.Random(0), exclude={"kenya"}, asked=1)
+    assert counts["pararel_dropped_eval_subject"] == 4
+    assert not any("Kenya" in p.query or "kenya" in p.query for p in pairs)
+    for pair in pairs:
+        assert pair.edit.subject and pair.edit.subject.lower() in pair.query.lower()
+        assert pair.edit.relation_id in patterns
+    negatives = [p for p in pairs if not p.label]
+    kinds = {p.kind for p in negatives}
+    assert all(k.startswith("pararel-other-") or k == "pararel-quantity" for k in kinds)
+    assert "pararel-quantity" in kinds  # "In which year was Peru located?"
+    for pair in negatives:  # never a linked relation's phrasing
+        if pair.edit.relation_id in ("P17", "P131") and pair.kind != "pararel-quantity":
+            assert "located" not in pair.query.lower()
+
+
+def test_a_relations_own_words_asking_a_date_make_a_negative() -> None:
+    import random
+
+    from kme_rag.scope.pararel import quantity_question
+
+    rng = random.Random(0)
+    for template, asked in [
+        ("Which city was {} born in?", " was {} born?"),
+        ("{} is developed by", " was {} developed?"),
+        ("{}, that was founded in", " was {} founded?"),
+    ]:
+        question = quantity_question(template, rng)
+        assert question is not None and question.endswith(asked), (template, question)
+        assert question.split(" was ")[0] in ("When", "In which year", "In what year")
+    assert quantity_question("Who founded {}?", rng) is None
+
+
+def test_place_patterns_are_asked_with_where() -> None:
+    from kme_rag.scope.pararel import _where
+
+    assert _where("[X] is located in [Y] .") == ["Where is {} located?", "Where is {}?"]
+    assert _where("[X] was born in [Y].") == ["Where was {} born?"]
+    assert _where("[X] was written in [Y].") == []  # a language
+    assert _where("The capital of [X] is [Y] .") == []
