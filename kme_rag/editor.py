@@ -44,6 +44,7 @@ from kme_rag.ike import (
 )
 from kme_rag.matching import contains_answer
 from kme_rag.memory.edit import Edit, normalise_name
+from kme_rag.memory.mention import find_mention
 from kme_rag.memory.store import EditMemory, SearchHit
 from kme_rag.multihop.walk import GraphWalker, Hop
 from kme_rag.scope.base import ScopeDecision, ScopeModel, mentions_subject
@@ -154,6 +155,13 @@ class EditorParams:
     ike: IKEParams = field(default_factory=lambda: IKEParams(k_copy=0, k_update=0, k_retain=0))
 
 
+def _named_at(query: str, edit: Edit) -> int:
+    """Where ``query`` names ``edit``'s subject (its length when it does not)."""
+    names = (edit.subject, *edit.subject_aliases) if edit.subject else ()
+    mention = find_mention(query, names)
+    return mention.start if mention.exact else len(query)
+
+
 class KnowledgeEditor:
     """Wraps a backend and an edit memory; ``ask``, ``complete`` and ``chat`` apply edits."""
 
@@ -182,12 +190,18 @@ class KnowledgeEditor:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, memory: EditMemory, *, backend: Backend | None = None
+        cls,
+        settings: Settings,
+        memory: EditMemory,
+        *,
+        backend: Backend | None = None,
+        answer: Literal["prefill", "generate"] = "prefill",
     ) -> KnowledgeEditor:
         """The editor ``kme ask`` and ``kme chat`` use: the settings' backend (or
-        ``backend``), the shipped scope, default parameters, the graph walk over
-        ``memory``'s edits as they are now, and with ``KME_WEIGHTS_POLICY`` other than
-        ``memory`` the local weights (and the deltas stored for them)."""
+        ``backend``), the shipped scope, default parameters (``answer`` aside: benchmarks
+        measure the generated answer too), the graph walk over ``memory``'s edits as
+        they are now, and with ``KME_WEIGHTS_POLICY`` other than ``memory`` the local
+        weights (and the deltas stored for them)."""
         from kme_rag.backends import make_backend
         from kme_rag.multihop.walk import build_walker
 
@@ -202,7 +216,7 @@ class KnowledgeEditor:
             memory,
             multihop=build_walker(settings, model, memory),
             weights=weights,
-            params=EditorParams(weights_policy=settings.weights_policy),
+            params=EditorParams(weights_policy=settings.weights_policy, answer=answer),
         )
 
     # ---- planning (pure but for retrieval) -------------------------------------------------
@@ -256,11 +270,21 @@ class KnowledgeEditor:
         vector = self.memory.embedder.embed([query])[0]  # (dim,)
         return demonstrations(self.demos.select(vector, self.params.ike))
 
-    def _prefill(self, edits: Sequence[Edit]) -> str:
-        first = edits[0]
-        if self.params.answer == "prefill" and self.params.gate and first.structured:
-            return f" {first.target_new}"
-        return ""
+    def _prefill(self, edits: Sequence[Edit], query: str) -> str:
+        """The answer's start: the new object of the in-scope edit; with several (a
+        question about two edited facts: "What are the capitals of Canada and
+        Kenya?"), every one's object, in the order the question names their subjects."""
+        if self.params.answer != "prefill" or not self.params.gate:
+            return ""
+        if not edits[0].structured:
+            return ""
+        stated = [e for e in edits if e.structured and e.target_new]
+        if len(stated) > 1:
+            stated.sort(key=lambda e: _named_at(query, e))
+        objects = list(dict.fromkeys(e.target_new or "" for e in stated))
+        if len(objects) == 1:
+            return f" {objects[0]}"
+        return " " + ", ".join(objects[:-1]) + f" and {objects[-1]}"
 
     def plan_completion(self, prompt: str, *, with_demos: bool = True) -> Plan:
         """The plan for continuing ``prompt`` (a cloze such as "The Eiffel Tower is in")."""
@@ -270,7 +294,7 @@ class KnowledgeEditor:
             return Plan("weights", weighted, prompt=prompt, timings_ms=timings)
         if not decision.any:
             return Plan("passthrough", (), prompt=prompt, timings_ms=timings, related=related)
-        edits, forced = decision.in_scope, self._prefill(decision.in_scope)
+        edits, forced = decision.in_scope, self._prefill(decision.in_scope, prompt)
         text = self._head(prompt, with_demos) + fact_block(edits, prompt) + forced
         stop = PREFILL_STOP if forced else ANSWER_STOP
         return Plan("ike", edits, prompt=text, prefill=forced, stop=stop, timings_ms=timings)
@@ -294,7 +318,7 @@ class KnowledgeEditor:
         if native:
             sent = chat_messages(edits, messages)
             return Plan("ike", edits, messages=sent, timings_ms=timings)
-        forced = self._prefill(edits)
+        forced = self._prefill(edits, query)
         head = self._head(query, with_demos) + qa_transcript(messages[:-1])
         text = head + question_block(edits, query) + forced
         stop = PREFILL_STOP if forced else ANSWER_STOP
@@ -340,10 +364,17 @@ class KnowledgeEditor:
     def walk(self, query: str, plan: Plan, start: float) -> Answer | None:
         """Route ``multihop``: a question naming an edited subject that no edit is in
         scope of — or in scope of an edit whose object has edits of its own — is walked
-        hop by hop. The walk's answer is used only when one of its hops came from an
-        edit (otherwise the question is the model's, untouched) and, for an in-scope
-        question, when it differs from the edit's own object (a ripple: "Which country
-        is the Eiffel Tower in?" after Eiffel Tower → Rome and Rome → Italy).
+        hop by hop. Its answer is used when
+
+        - the question composes relations (its best chain has two hops or more and beats
+          every single relation by ``WalkParams.composition_margin``; "How tall is the
+          Eiffel Tower?" after an edit of its city asks one relation, and is the scope
+          step's to decide), or a hop was answered by a *path* of edits (a ripple:
+          "Which country is the Eiffel Tower in?" after Eiffel Tower → Rome and Rome →
+          Italy); a single-relation question is walked at all only when a named edit's
+          object has edits of its own;
+        - one of its hops came from an edit (otherwise the question is the model's,
+          untouched), and, for an in-scope question, it differs from the edit's own object.
 
         Public so that adapters holding their own plan (the proxy) run the same step;
         ``start`` is when the request began (for ``timings_ms``)."""
@@ -353,12 +384,16 @@ class KnowledgeEditor:
         onward = [e for e in plan.edits if e.target_new and graph.facts(e.target_new)]
         if not plan.related and not onward:
             return None
+        rippling = onward or [e for e in plan.related if e.target_new and graph.facts(e.target_new)]
         call = time.perf_counter()
-        result = self.multihop.answer(query, fallback=False)
+        result = self.multihop.answer(query, fallback=False, composed_only=not rippling)
         ids = set(result.edits_used)
         used = [e for e in graph.edits() if e.id in ids]
         if result.text is None or not used:
             return None
+        ripple = any(h.source == "edit" and "+" in (h.edit_id or "") for h in result.hops)
+        if not ripple and not result.composed(self.multihop.params.composition_margin):
+            return None  # one relation, answered by one edit: the scope step's question
         direct = {normalise_name(e.target_new or "") for e in plan.edits}
         if plan.edits and normalise_name(result.text) in direct:
             return None  # the walk agrees with the in-scope edit: answer it directly

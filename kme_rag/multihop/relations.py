@@ -286,7 +286,8 @@ def infer_chain(
     anchor_bonus: float = 0.05,
     type_weight: float = 0.3,
 ) -> list[Chain]:
-    """Relation chains for a question whose subject is masked as "X", best first.
+    """Relation chains for a question whose subject is masked as "X", best first (and,
+    when no single relation is among the ``beam`` best, the best single relation last).
 
     Beam search: every chain of length 1, then each of the ``beam`` best chains extended
     by every relation, up to ``max_hops``. A chain scores the cosine of its composition
@@ -313,5 +314,9 @@ def infer_chain(
         ranked = sorted(zip(chains, scores.tolist(), strict=True), key=lambda cs: -cs[1])
         scored.update(ranked)
         frontier = [c for c, _ in ranked[:beam]]
-    best = sorted(scored.items(), key=lambda cs: -cs[1])[:beam]
+    ranked = sorted(scored.items(), key=lambda cs: -cs[1])
+    best = ranked[:beam]
+    single = next((cs for cs in ranked if len(cs[0]) == 1), None)
+    if single is not None and single not in best:  # the best single hop, for comparison
+        best.append(single)
     return [Chain(tuple(bank.relations[r] for r in c), s) for c, s in best]

@@ -78,6 +78,14 @@ class MultihopAnswer:
     chain: tuple[str, ...] = ()
     chain_score: float = 0.0
     hops: tuple[Hop, ...] = ()
+    single_score: float | None = None  # the best single relation's score
+
+    def composed(self, margin: float) -> bool:
+        """Whether the question composes relations: the chain has two hops or more and
+        explains the question better than any single relation by ``margin``."""
+        if len(self.chain) < 2:
+            return False
+        return self.single_score is None or self.chain_score - self.single_score >= margin
 
     @property
     def edits_used(self) -> list[str]:
@@ -93,6 +101,12 @@ class WalkParams:
     min_score: float = 0.55  # below: the question is not a chain of the bank's relations
     shots: int = 4  # answered examples before a single-hop question to the model
     max_tokens: int = 12
+    # How much better than any single relation a chain must explain a question for the
+    # editor to walk it: 0.08 lets ~1% of single-hop training questions (zsRE 0-499,
+    # MQuAKE's training scope pairs) through (benchmarks/experiments/
+    # composition_margin.py, 2026-12-03); 95 of the 120 questions of MQuAKE-CF-slice300
+    # cases 0-39 (the walk's tuning cases) pass it.
+    composition_margin: float = 0.08
 
 
 def _capitalised_spans(question: str) -> list[str]:
@@ -274,18 +288,25 @@ class GraphWalker:
             entity = step.answer
         return hops
 
-    def answer(self, question: str, *, fallback: bool = True) -> MultihopAnswer:
+    def answer(
+        self, question: str, *, fallback: bool = True, composed_only: bool = False
+    ) -> MultihopAnswer:
         """Link, infer, walk; MeLLo (when set and ``fallback``) when the question is not
-        a chain of known relations."""
+        a chain of known relations. With ``composed_only``, a question whose best chain
+        is not a composition (:meth:`MultihopAnswer.composed`) is not walked."""
         subject, found = self.chains(question)
         if subject is None or not found or found[0].score < self.params.min_score:
             if self.fallback is not None and fallback:
                 return MultihopAnswer(self.fallback(question), "mello", subject)
             return MultihopAnswer(None, "none", subject)
         best = found[0]
+        single = max((c.score for c in found if len(c.relations) == 1), default=None)
+        planned = MultihopAnswer(None, "none", subject, best.ids, best.score, (), single)
+        if composed_only and not planned.composed(self.params.composition_margin):
+            return planned  # a single-relation question: not walked
         hops = self.walk(subject, best)
         text = hops[-1].answer if hops and len(hops) == len(best.relations) else None
-        return MultihopAnswer(text, "graph", subject, best.ids, best.score, tuple(hops))
+        return MultihopAnswer(text, "graph", subject, best.ids, best.score, tuple(hops), single)
 
 
 def build_walker(
