@@ -65,6 +65,18 @@ class ScopeKind(StrEnum):
     similarity = "similarity"
 
 
+class AnswerMode(StrEnum):
+    prefill = "prefill"
+    generate = "generate"
+
+
+ANSWER = typer.Option(
+    AnswerMode.prefill,
+    help="kme: prefill the new object (routing) or let the model write the whole answer "
+    "under the fact block (generate: the generated efficacy).",
+)
+
+
 def _settings(ctx: typer.Context) -> Settings:
     root = ctx.find_root()
     return cast(Settings, root.obj["settings"])
@@ -95,6 +107,7 @@ def _single(dataset: Literal["counterfact", "zsre"]) -> Callable[..., None]:
         max_tokens: int = MAX_TOKENS,
         ike_demos: int = typer.Option(4, help="Demonstrations per prompt for --method ike."),
         scope: ScopeKind = typer.Option(ScopeKind.classifier, help="kme's scope step."),
+        answer: AnswerMode = ANSWER,
         generate_n: int | None = typer.Option(
             None, help="rome/memit/kme+weights: generation metrics on the first N cases."
         ),
@@ -137,6 +150,7 @@ def _single(dataset: Literal["counterfact", "zsre"]) -> Callable[..., None]:
             scope=scope.value,
             data=data,
             references=references,
+            answer=answer.value,
         )
         summary = bench_memory(settings, run, out)
         _echo({k: summary[k] for k in ("metrics", "latency_ms", "prompt_tokens_per_question")})
@@ -249,12 +263,15 @@ def natural(
     data: Path = typer.Option(
         Path("benchmarks/heldout/natural-v1.jsonl"), help="The held-out natural set (JSONL)."
     ),
+    generate: bool = typer.Option(
+        True, help="kme: also ask in-scope questions with nothing prefilled (generated figures)."
+    ),
 ) -> None:
     """The held-out natural set: formal, casual and chat questions on each edit, its
     subject's other relations and its neighbours, asked as `kme ask` asks them."""
     from kme_rag.bench.natural import NaturalRun, bench_natural
 
-    run = NaturalRun(method=method.value, edits_mode=edits.value, data=data)
+    run = NaturalRun(method=method.value, edits_mode=edits.value, data=data, generate=generate)
     summary = bench_natural(_settings(ctx), run, out)
     _echo({k: summary[k] for k in ("figures", "routing_diagnostic", "counts", "latency_ms")})
 

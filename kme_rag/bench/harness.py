@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -69,7 +70,10 @@ ZSRE_EVAL = range(500, 1000)  # records 0-499 are the zsRE training part
 
 @dataclass(frozen=True)
 class Case:
-    """One edit and the prompts that probe it."""
+    """One edit and the prompts that probe it.
+
+    ``same_subject``: the edited subject asked about *other* relations (templates of
+    other relations of the same file); their answers must not change."""
 
     case_id: str
     edit: Edit
@@ -78,22 +82,60 @@ class Case:
     paraphrase: str
     locality: str
     locality_answer: str | None = None  # the neighbourhood prompt's own true answer
+    same_subject: tuple[str, ...] = ()
+
+    @property
+    def casual(self) -> str:
+        """The paraphrase as typed in a hurry (:func:`casual`)."""
+        return casual(self.paraphrase)
+
+
+def casual(text: str) -> str:
+    """A query as typed in a hurry: lower case, no final "?" or "."."""
+    return text.lower().rstrip(" ?.!")
+
+
+def other_relations(
+    by_group: Mapping[int, Sequence[str]], own: int | None, index: int, n: int = 2
+) -> list[str]:
+    """``n`` templates of relations other than ``own``, chosen by ``index`` (so every
+    run asks the same): the same-subject probes."""
+    groups = [g for g in sorted(by_group) if g != own]
+    if not groups:
+        return []
+    picked = random.Random(index).sample(groups, min(n, len(groups)))
+    return [by_group[g][index % len(by_group[g])] for g in picked]
 
 
 def counterfact_cases(path: Path, n: int) -> list[Case]:
-    records = json.loads(path.read_text(encoding="utf-8"))[:n]
-    return [
-        Case(
-            str(r["case_id"]),
-            counterfact_edit(r, f"bench:{path.name}"),
-            "cloze",
-            r["prompt"],
-            r["rephrase_prompt"],
-            r["locality_prompt"],
-            r.get("locality_ground_truth"),
+    """The first ``n`` records of a CounterFact-format file, each with two same-subject
+    probes: templates of two other relation groups of the file
+    (:func:`~kme_rag.scope.data.relation_groups`) filled with the subject."""
+    from kme_rag.scope.data import relation_groups
+
+    every = json.loads(path.read_text(encoding="utf-8"))
+    groups = relation_groups(every)
+    by_group: dict[int, list[str]] = {}
+    for template, group in sorted(groups.items()):
+        by_group.setdefault(group, []).append(template)
+    cases = []
+    for index, r in enumerate(every[:n]):
+        edit = counterfact_edit(r, f"bench:{path.name}")
+        own = groups.get(edit.prompt or "")
+        others = other_relations(by_group, own, index)
+        cases.append(
+            Case(
+                str(r["case_id"]),
+                edit,
+                "cloze",
+                r["prompt"],
+                r["rephrase_prompt"],
+                r["locality_prompt"],
+                r.get("locality_ground_truth"),
+                tuple(t.format(r["subject"]) for t in others),
+            )
         )
-        for r in records
-    ]
+    return cases
 
 
 def zsre_cases(path: Path, n: int, records: range = ZSRE_EVAL) -> list[Case]:
@@ -207,13 +249,16 @@ def run_cases(
     edits_mode: Literal["one", "all"],
     max_tokens: int,
     stored: StoredReferences | None = None,
+    extended: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Ask every prompt of every case, unedited and (with an editor) edited; yield rows.
 
     ``all`` stores every case's edit before asking anything; ``one`` stores each case's
     edit alone and undoes it afterwards. ``editor=None`` evaluates the unedited model.
     ``stored``: unedited answers read back instead of asked (``reference_ms`` is then
-    ``None``), but on every ``stored.live_every``-th case.
+    ``None``), but on every ``stored.live_every``-th case. ``extended`` also asks the
+    casual paraphrase (row ``casual``) and the same-subject probes (row
+    ``same_subject``, a list), each with its unedited answer from this run.
     """
     if stored is not None and editor is None:
         raise ValidationError("expected an editor with stored references (none asks them)")
@@ -227,18 +272,26 @@ def run_cases(
         row: dict[str, Any] = {
             "case_id": case.case_id,
             "target_new": case.edit.target_new,
+            "target_true": case.edit.target_true,
             "locality_names_stored_subject": case.case_id in conflicts,
         }
-        for probe in PROBES:
-            text = getattr(case, probe)
+
+        def probe(text: str, case: Case = case, live: bool = live) -> dict[str, Any]:
             reference, ref_ms = _reference(backend, case.kind, text, max_tokens, stored, live)
             result = Probe(reference, "none", ref_ms or 0.0, _tokens(backend, text))
             if editor is not None:
                 ask = editor.complete if case.kind == "cloze" else editor.ask
-                answer, ms = _timed(lambda ask=ask, text=text: ask(text))  # type: ignore[misc]
+                answer, ms = _timed(lambda: ask(text))
                 result = Probe(answer.text, answer.route, ms, _tokens(backend, answer.sent))
-            row[probe] = {"question": text, "reference": reference, "reference_ms": ref_ms}
-            row[probe].update(asdict(result))
+            return {"question": text, "reference": reference, "reference_ms": ref_ms} | asdict(
+                result
+            )
+
+        for name in PROBES:
+            row[name] = probe(getattr(case, name))
+        if extended:
+            row["casual"] = probe(case.casual)
+            row["same_subject"] = [probe(text) for text in case.same_subject]
         if editor is not None and edits_mode == "one":
             memory.undo()
         yield row
@@ -310,6 +363,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         base = statistics.median(float(p["reference_ms"]) for p in paired)
         return round(statistics.median(float(p["latency_ms"]) for p in paired) / base, 3)
 
+    extra = _extended(rows)
     tokens = [p["prompt_tokens"] for p in probes if p["prompt_tokens"] is not None]
     latencies = [p["latency_ms"] for p in probes]
     unedited_ms = [p["reference_ms"] for p in probes if p["reference_ms"] is not None]
@@ -319,7 +373,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "generality": round(sum(hit("paraphrase")) / n, 4) if n else 0.0,
             "locality": round(sum(same) / n, 4) if n else 0.0,
             "locality_leak": round(sum(leak) / n, 4) if n else 0.0,
+            # a diagnostic, not a result: with a subject gate, a prompt that names no
+            # stored subject cannot change
             "locality_unrelated": round(sum(clean) / len(clean), 4) if clean else 0.0,
+            **extra["metrics"],
         },
         "counts": {
             "cases": n,
@@ -331,6 +388,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "locality_unrelated_same": sum(clean),
             "routed_in_scope": len(in_scope),
             "routed_out_of_scope": len(out_scope),
+            **extra["counts"],
         },
         "latency_ms": {
             "p50": round(percentile(latencies, 0.5), 1),
@@ -338,9 +396,52 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "unedited_p50": round(percentile(unedited_ms, 0.5), 1),
             "in_scope_ratio_p50": ratio(in_scope),
             "out_of_scope_ratio_p50": ratio(out_scope),
+            # the in-scope ratio compares answers of different lengths: both stated
+            "in_scope_answer_chars_p50": _chars([p["text"] for p in in_scope]),
+            "in_scope_unedited_chars_p50": _chars([p["reference"] for p in in_scope]),
         },
         "prompt_tokens_per_question": round(statistics.mean(tokens), 1) if tokens else None,
     }
+
+
+def _chars(texts: Sequence[str]) -> float | None:
+    return round(statistics.median(len(t.strip()) for t in texts), 1) if texts else None
+
+
+def _extended(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The figures of the extended probes, where the rows have them: casual generality,
+    same-subject locality (identical answers) and leak, and the stale rate (the old
+    object stated in an answer to the prompt, the paraphrase or the casual paraphrase)."""
+    metrics: dict[str, Any] = {}
+    counts: dict[str, Any] = {}
+    casual_rows = [r for r in rows if "casual" in r]
+    if casual_rows:
+        hits = sum(contains_answer(r["casual"]["text"], r["target_new"]) for r in casual_rows)
+        metrics["generality_casual"] = round(hits / len(casual_rows), 4)
+        counts |= {"casual": len(casual_rows), "generality_casual": hits}
+    same = [(p, r) for r in rows for p in r.get("same_subject", ())]
+    if same:
+        kept = sum(p["text"] == p["reference"] for p, _ in same)
+        leaks = sum(
+            contains_answer(p["text"], r["target_new"])
+            and not contains_answer(p["reference"], r["target_new"])
+            for p, r in same
+        )
+        metrics["locality_same_subject"] = round(kept / len(same), 4)
+        metrics["locality_same_subject_leak"] = round(leaks / len(same), 4)
+        counts |= {"same_subject": len(same), "same_subject_kept": kept, "same_subject_leak": leaks}
+    asked = [
+        (r[name], r)
+        for r in rows
+        if r.get("target_true")
+        for name in ("prompt", "paraphrase", "casual")
+        if name in r
+    ]
+    if asked and casual_rows:
+        stale = sum(contains_answer(p["text"], r["target_true"]) for p, r in asked)
+        metrics["stale"] = round(stale / len(asked), 4)
+        counts |= {"stale_asked": len(asked), "stale": stale}
+    return {"metrics": metrics, "counts": counts}
 
 
 Method = Literal["none", "ike", "kme"]
@@ -356,6 +457,7 @@ def build_editor(
     max_tokens: int,
     ike_demos: int = 4,
     scope: Literal["classifier", "similarity"] = "classifier",
+    answer: Literal["prefill", "generate"] = "prefill",
 ) -> KnowledgeEditor | None:
     """The editor each method names: none (unedited), ike (ungated IKE), kme (default,
     with the trained scope classifier or the similarity baseline)."""
@@ -367,7 +469,7 @@ def build_editor(
         return None
     if method == "kme":
         baseline = SimilarityScope() if scope == "similarity" else None
-        params = EditorParams(max_tokens=max_tokens)
+        params = EditorParams(max_tokens=max_tokens, answer=answer)
         return KnowledgeEditor(backend, memory, scope=baseline, params=params)
     pool = DemoPool.from_file(
         data_dir / "counterfact" / "counterfact-train.json", memory.embedder, limit=2000
@@ -402,6 +504,8 @@ class MemoryRun:
     scope: Literal["classifier", "similarity"] = "classifier"
     data: Path | None = None  # another file of the dataset's format
     references: Path | None = None  # a --method none result whose answers are reused
+    answer: Literal["prefill", "generate"] = "prefill"  # kme: prefill the new object or not
+    extended: bool = True  # also the casual paraphrase and the same-subject probes
 
 
 def bench_memory(settings: Settings, run: MemoryRun, out: Path) -> dict[str, Any]:
@@ -428,6 +532,7 @@ def bench_memory(settings: Settings, run: MemoryRun, out: Path) -> dict[str, Any
         max_tokens=run.max_tokens,
         ike_demos=run.ike_demos,
         scope=run.scope,
+        answer=run.answer,
     )
     asked = run_cases(
         cases,
@@ -437,6 +542,7 @@ def bench_memory(settings: Settings, run: MemoryRun, out: Path) -> dict[str, Any
         edits_mode=run.edits_mode,
         max_tokens=run.max_tokens,
         stored=stored,
+        extended=run.extended,
     )
     with CaseRows(out, len(cases)) as table:
         rows = table.extend(asked)
@@ -444,6 +550,7 @@ def bench_memory(settings: Settings, run: MemoryRun, out: Path) -> dict[str, Any
         "dataset": run.dataset,
         "method": run.method,
         "scope": run.scope if run.method == "kme" else None,
+        "answer": run.answer if run.method == "kme" else None,
         "model": backend.name,
         "n": len(rows),
         "edits_mode": run.edits_mode,

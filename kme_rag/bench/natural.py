@@ -183,6 +183,9 @@ class NaturalRun:
     method: Literal["none", "kme"] = "kme"
     edits_mode: Literal["one", "all"] = "all"
     data: Path = DEFAULT_SET
+    # kme: also ask every in-scope question of an editor that prefills nothing (the model
+    # writes the answer under the fact block): the generated efficacy and stale rate
+    generate: bool = True
 
 
 def _ask(editor: KnowledgeEditor, text: str) -> tuple[Answer, float]:
@@ -204,8 +207,10 @@ def _row(
     backend: Backend,
     editor: KnowledgeEditor | None,
     stored: Sequence[Edit],
+    generator: KnowledgeEditor | None = None,
 ) -> dict[str, Any]:
-    """One question asked unedited and (with an editor) through the editor."""
+    """One question asked unedited and (with an editor) through the editor; an in-scope
+    question also through ``generator`` (the editor with ``answer="generate"``)."""
     from kme_rag.editor import EditorParams
 
     reference, ref_ms = _reference(backend, question.text, EditorParams().max_tokens)
@@ -231,6 +236,9 @@ def _row(
             prefilled=prefilled(answer),
             latency_ms=round(ms, 1),
         )
+    if generator is not None and question.kind in IN_SCOPE:
+        answer, ms = _ask(generator, question.text)
+        row["generated"] = {"text": answer.text, "route": answer.route, "latency_ms": round(ms, 1)}
     return row
 
 
@@ -250,15 +258,24 @@ def run_natural(
     ``memory``'s store: the editor is built from both."""
     edited, each = run.method == "kme", run.edits_mode == "one"
     stored = [] if each else [c.edit for c in cases]
-    editor = None
+    editor = generator = None
+
+    def build() -> tuple[KnowledgeEditor, KnowledgeEditor | None]:
+        made = KnowledgeEditor.from_settings(settings, memory, backend=backend)
+        if not run.generate:
+            return made, None
+        return made, KnowledgeEditor.from_settings(
+            settings, memory, backend=backend, answer="generate"
+        )
+
     if edited and not each:
         memory.add_many(stored)
-        editor = KnowledgeEditor.from_settings(settings, memory, backend=backend)
+        editor, generator = build()
     for case in cases:
         if edited and each:
             memory.add(case.edit)
-            editor = KnowledgeEditor.from_settings(settings, memory, backend=backend)
-        asked = [_row(q, case, backend, editor, stored) for q in case.questions]
+            editor, generator = build()
+        asked = [_row(q, case, backend, editor, stored, generator) for q in case.questions]
         if edited and each:
             memory.undo()
         yield {
@@ -296,6 +313,7 @@ def bench_natural(settings: Settings, run: NaturalRun, out: Path) -> dict[str, A
         "dataset": run.data.name,
         "dataset_sha256": sha256_of(run.data),
         "method": run.method,
+        "generate": run.generate and run.method == "kme",
         "model": backend.name,
         "edits_mode": run.edits_mode,
         "max_tokens": EditorParams().max_tokens,
@@ -366,6 +384,7 @@ def summarise_natural(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "generality_chat": states_new(by_kind["chat"]),
         "in_scope_all": states_new(in_scope),
         "stale": _rate(stale, len(in_scope)),
+        **_generated(rows),
     }
     for kind in OUT_OF_SCOPE:
         pairs = [(r, q) for r, q in _asked(rows) if q["kind"] == kind]
@@ -389,6 +408,36 @@ def summarise_natural(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             for kind in KINDS
         },
         "latency_ms": _latency(rows),
+    }
+
+
+def _generated(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Efficacy, generality and the stale rate of the answers the model wrote with
+    nothing prefilled (rows with ``generated``; empty for runs without)."""
+    first: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    rest: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {k: [] for k in IN_SCOPE}
+    for row in rows:
+        seen_first = False
+        for item in row["questions"]:
+            if "generated" not in item:
+                continue
+            if item["kind"] == "formal" and not seen_first:
+                seen_first = True
+                first.append((row, item["generated"]))
+            else:
+                rest[item["kind"]].append((row, item["generated"]))
+    if not first:
+        return {}
+
+    def states(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]], key: str) -> dict[str, Any]:
+        return _rate(sum(contains_answer(g["text"], r[key] or "") for r, g in pairs), len(pairs))
+
+    every = first + [p for pairs in rest.values() for p in pairs]
+    return {
+        "generated_efficacy": states(first, "target_new"),
+        **{f"generated_generality_{k}": states(v, "target_new") for k, v in rest.items()},
+        "generated_in_scope_all": states(every, "target_new"),
+        "generated_stale": states(every, "target_true"),
     }
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kme_rag.bench.harness import casual, other_relations
 from kme_rag.errors import ValidationError
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.formats import counterfact_edit
@@ -66,12 +67,19 @@ def scope_queries(
     for edit in edits:
         assert edit.subject
         by_first_token.setdefault(edit.subject.split()[0].casefold(), []).append(edit)
+    by_group: dict[int, list[str]] = {}
+    for template, group in sorted(groups.items()):
+        by_group.setdefault(group, []).append(template)
     queries, conflicts = [], 0
-    for record, edit in zip(records[:n], edits[:n], strict=True):
+    for index, (record, edit) in enumerate(zip(records[:n], edits[:n], strict=True)):
         queries += [
             ScopeQuery(record["prompt"], edit.id, "prompt"),
             ScopeQuery(record["rephrase_prompt"], edit.id, "rephrase"),
+            ScopeQuery(casual(record["rephrase_prompt"]), edit.id, "casual"),
         ]
+        assert edit.subject
+        for template in other_relations(by_group, group_of[edit.id], index):
+            queries.append(ScopeQuery(template.format(edit.subject), None, "same-subject"))
         neighbour = record["locality_prompt"]
         words = {w.casefold() for w in neighbour.split()}
         named = [e for w in words for e in by_first_token.get(w.strip(",.?'\""), [])]
@@ -129,7 +137,17 @@ def evaluate_scope(
     key_of = {e.id: e.key for e in edits}
     asked, conflicts = scope_queries(records, edits, queries, unrelated)
     tallies: list[dict[str, Any]] = [
-        {"tp": 0, "fn": 0, "tn": 0, "fp": 0, "top1": 0, "ms": [], "misses": [], "false": []}
+        {
+            "tp": 0,
+            "fn": 0,
+            "tn": 0,
+            "fp": 0,
+            "top1": 0,
+            "ms": [],
+            "misses": [],
+            "false": [],
+            "by_kind": {},
+        }
         for _ in models
     ]
     retrieval_ms, retrieved = [], 0
@@ -145,11 +163,15 @@ def evaluate_scope(
                 own = key_of[query.edit_id]
                 hit = any(key_of[i] == own for i in chosen)
                 tally["tp" if hit else "fn"] += 1
+                kind = tally["by_kind"].setdefault(query.kind, [0, 0])
+                kind[0], kind[1] = kind[0] + hit, kind[1] + 1
                 tally["top1"] += bool(chosen) and key_of[chosen[0]] == own
                 if not hit and len(tally["misses"]) < 20:
                     tally["misses"].append(query.text)
             else:
                 tally["fp" if chosen else "tn"] += 1
+                kind = tally["by_kind"].setdefault(query.kind, [0, 0])
+                kind[0], kind[1] = kind[0] + (not chosen), kind[1] + 1
                 if chosen and len(tally["false"]) < 20:
                     tally["false"].append([query.text, chosen[0]])
         if progress is not None:
@@ -161,6 +183,11 @@ def evaluate_scope(
             "recall": round(tally["tp"] / max(1, n_in), 4),
             "specificity": round(tally["tn"] / max(1, tally["tn"] + tally["fp"]), 4),
             "top1": round(tally["top1"] / max(1, n_in), 4),
+            # recall for in-scope kinds, specificity for out-of-scope ones
+            "by_kind": {
+                kind: {"rate": round(k / max(1, n), 4), "n": n}
+                for kind, (k, n) in sorted(tally["by_kind"].items())
+            },
             "threshold": getattr(model, "threshold", None),
             "latency_ms": _percentiles(tally["ms"]),
             "missed_examples": tally["misses"],
@@ -171,7 +198,8 @@ def evaluate_scope(
         "n_in": n_in,
         "n_out": len(asked) - n_in,
         "n_out_by_kind": {
-            kind: sum(q.kind == kind for q in asked) for kind in ("neighbourhood", "unrelated")
+            kind: sum(q.kind == kind for q in asked)
+            for kind in ("neighbourhood", "unrelated", "same-subject")
         },
         "conflicts_excluded": conflicts,
         "k": k,
@@ -220,7 +248,7 @@ def run_scope_eval(settings: Settings, params: ScopeEvalParams, out: Path | None
     memory = EditMemory.open(settings.model_copy(update={"store": store, "chroma_url": None}))
     loaded = ScopeWeights.load(params.weights) if params.weights else ScopeWeights.load()
     models: list[ScopeModel] = [TrainedScope(memory.embedder, loaded), SimilarityScope()]
-    total = 2 * min(params.queries, len(records)) + params.queries + params.unrelated
+    total = 5 * min(params.queries, len(records)) + params.queries + params.unrelated
     with tqdm(total=total, unit="query", file=sys.stderr, desc="scope eval") as bar:
         result = evaluate_scope(
             memory,
@@ -232,7 +260,7 @@ def run_scope_eval(settings: Settings, params: ScopeEvalParams, out: Path | None
             progress=bar.update,
         )
     main = result["models"]["classifier"]
-    keys = ("recall", "specificity", "threshold", "latency_ms")
+    keys = ("recall", "specificity", "by_kind", "threshold", "latency_ms")
     summary = {
         **{key: main[key] for key in keys},
         "n_in": result["n_in"],

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Result:
     """One result JSON: what it measured and where it lies (relative to the report)."""
 
-    kind: str  # single | multihop | weights | scalability | retainability | bench-all
+    kind: str  # single | multihop | weights | scalability | retainability | bench-all | natural
     data: dict[str, Any]
     path: str
 
@@ -61,7 +61,7 @@ class Results:
 def classify(data: dict[str, Any]) -> str | None:
     """The kind of a result JSON, or None for files that are not run results."""
     kind = data.get("kind")
-    if kind in ("scalability", "retainability", "bench-all"):
+    if kind in ("scalability", "retainability", "bench-all", "natural"):
         return str(kind)
     if str(data.get("dataset", "")).startswith("mquake:"):
         return "multihop"

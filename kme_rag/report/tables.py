@@ -19,6 +19,7 @@ __all__ = [
     "latency_cell",
     "method_label",
     "multihop_table",
+    "natural_table",
     "probability_table",
     "retainability_table",
     "rome_decay_table",
@@ -64,9 +65,12 @@ def _single_row(result: Result) -> list[str]:
         str(n if n is not None else d.get("n")),
         share_cell(_count(d, "efficacy"), n),
         share_cell(_count(d, "generality"), n),
+        share_cell(_count(d, "generality_casual"), _count(d, "casual")),
+        share_cell(_count(d, "same_subject_kept"), _count(d, "same_subject")),
         share_cell(_count(d, "locality_same"), n),
-        share_cell(_count(d, "locality_unrelated_same"), unrelated_n),
         share_cell(_count(d, "locality_leak"), n),
+        share_cell(_count(d, "stale"), _count(d, "stale_asked")),
+        share_cell(_count(d, "locality_unrelated_same"), unrelated_n),
         latency_cell(d),
         str(d.get("prompt_tokens_per_question") or DASH),
         f"`{result.path}`",
@@ -78,9 +82,12 @@ SINGLE_HEADER = (
     "n",
     "efficacy",
     "generality",
-    "locality",
-    "locality, unrelated",
+    "generality, casual",
+    "same-subject locality",
+    "neighbour locality",
     "leak",
+    "stale",
+    "unrelated (diagnostic)",
     "p50 / p95 ms",
     "tokens / question",
     "result",
@@ -96,6 +103,41 @@ def single_hop_table(results: Sequence[Result], dataset: str) -> list[str]:
         if r.data.get("dataset") == dataset and (r.kind == "single" or "counts" in r.data)
     ]
     return markdown_table(SINGLE_HEADER, rows, numeric_from=1) if rows else []
+
+
+NATURAL_ROWS = (
+    ("efficacy", "efficacy"),
+    ("generality_formal", "generality, formal"),
+    ("generality_casual", "generality, casual"),
+    ("generality_chat", "generality, chat message"),
+    ("locality_same_subject", "same-subject locality"),
+    ("locality_neighbour", "neighbour locality"),
+    ("leak_same_subject", "same-subject leak"),
+    ("stale", "stale (old object in an in-scope answer)"),
+    ("generated_efficacy", "generated efficacy (nothing prefilled)"),
+    ("generated_generality_formal", "generated generality, formal"),
+    ("generated_generality_casual", "generated generality, casual"),
+    ("generated_generality_chat", "generated generality, chat"),
+    ("generated_stale", "generated stale"),
+)
+
+
+def natural_table(results: Sequence[Result]) -> list[str]:
+    """The held-out natural set: one column per run (method), one row per figure; the
+    routed figures first, then those of answers generated with nothing prefilled."""
+    runs = sorted(results, key=lambda r: str(r.data.get("method")))
+    if not runs:
+        return []
+    header = ("figure", *(f"{r.data.get('method')} (`{r.path}`)" for r in runs))
+    rows = []
+    for key, label in NATURAL_ROWS:
+        cells = []
+        for r in runs:
+            figure = r.data.get("figures", {}).get(key)
+            cells.append(share_cell(figure["k"], figure["n"]) if figure else DASH)
+        if any(c != DASH for c in cells):
+            rows.append([label, *cells])
+    return markdown_table(header, rows, numeric_from=1)
 
 
 def probability_table(results: Sequence[Result]) -> list[str]:

@@ -224,3 +224,21 @@ def test_the_shipped_set_matches_the_sha256_its_readme_records() -> None:
     recorded = re.search(r"sha256 \(natural-v1\.jsonl\): ([0-9a-f]{64})", readme)
     assert recorded is not None
     assert hashlib.sha256(SHIPPED.read_bytes()).hexdigest() == recorded.group(1)
+
+
+def test_generated_answers_are_scored_beside_the_routed_ones() -> None:
+    rows = _rows()
+    assert "generated_efficacy" not in summarise_natural(rows)["figures"]  # none asked
+    gen = {"formal": ["Lyon, of course", "Paris"], "casual": ["lyon", "Paris or Lyon"]}
+    for row in rows[:1]:
+        for item in row["questions"]:
+            if item["kind"] in gen and gen[item["kind"]]:
+                item["generated"] = {"text": gen[item["kind"]].pop(0), "route": "ike"}
+    figures = summarise_natural(rows)["figures"]
+    assert figures["generated_efficacy"]["k"] == 1 and figures["generated_efficacy"]["n"] == 1
+    assert (
+        figures["generated_generality_formal"]["k"],
+        figures["generated_generality_formal"]["n"],
+    ) == (0, 1)
+    assert figures["generated_generality_casual"]["k"] == 2
+    assert figures["generated_stale"]["k"] == 2 and figures["generated_stale"]["n"] == 4

@@ -67,6 +67,51 @@ def test_summarise_counts_each_metric() -> None:
     assert summary["latency_ms"]["out_of_scope_ratio_p50"] == 1.05
 
 
+def test_the_extended_probes_score_casual_same_subject_and_stale_answers() -> None:
+    rows = [
+        {
+            "target_new": "Rome",
+            "target_true": "Paris",
+            "prompt": probe(" Rome", "ike", 150),
+            "paraphrase": probe(" Paris, not Rome", "ike", 150),
+            "locality": probe(" Berlin", "passthrough", 105),
+            "casual": probe(" Rome", "ike", 150),
+            "same_subject": [
+                probe(" 300 metres", "passthrough", 100),  # kept
+                probe(" Rome", "ike", 100, ref=" Gustave Eiffel"),  # changed, a leak
+            ],
+        },
+        {
+            "target_new": "Kyoto",
+            "target_true": "Tokyo",
+            "prompt": probe(" Kyoto", "ike", 250),
+            "paraphrase": probe(" Kyoto", "ike", 250),
+            "locality": probe(" Seoul", "passthrough", 105),
+            "casual": probe(" Tokyo", "passthrough", 250),
+            "same_subject": [probe(" Japanese", "ike", 100, ref=" Japanese yen")],
+        },
+    ]
+    summary = summarise(rows)
+    metrics = summary["metrics"]
+    assert metrics["generality_casual"] == 0.5
+    assert metrics["locality_same_subject"] == round(1 / 3, 4)
+    assert metrics["locality_same_subject_leak"] == round(1 / 3, 4)
+    assert metrics["stale"] == round(2 / 6, 4)  # "Paris, not Rome" and the casual "Tokyo"
+    assert summary["latency_ms"]["in_scope_answer_chars_p50"] is not None
+    plain = [{k: v for k, v in r.items() if k not in ("casual", "same_subject")} for r in rows]
+    assert "locality_same_subject" not in summarise(plain)["metrics"]  # older rows
+
+
+def test_same_subject_probes_ask_two_other_relations() -> None:
+    from kme_rag.bench.harness import other_relations
+
+    by_group = {0: ["The capital of {} is"], 1: ["{} is located in"], 2: ["{} was founded by"]}
+    for index in range(6):
+        picked = other_relations(by_group, 0, index)
+        assert picked and "The capital of {} is" not in picked
+        assert picked == other_relations(by_group, 0, index)  # the same every run
+
+
 def test_locality_prompts_naming_another_stored_subject_are_flagged() -> None:
     from kme_rag.bench.harness import Case, locality_conflicts
     from kme_rag.memory.edit import parse_edit
