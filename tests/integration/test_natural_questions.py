@@ -25,7 +25,7 @@ JAPAN = {"subject": "Japan", "relation": "capital", "target_new": "Kyoto"}
 KENYA = {"subject": "Kenya", "relation": "capital", "target_new": "Mombasa"}
 EDITED = {  # question -> objects the answer must state
     "whats the capital of japan": ["Kyoto"],
-    "japans capital city pls": ["Kyoto"],
+    "what is japans capital": ["Kyoto"],
     "What are the capitals of Japan and Kenya?": ["Kyoto", "Mombasa"],
 }
 OTHER_RELATION = ("What is the official language of Japan?", "How many people live in Kenya?")
