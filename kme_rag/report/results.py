@@ -36,6 +36,8 @@ class Result:
         if self.kind == "bench-all":  # the whole plan, or one selection of its runs
             return (self.kind, str(d.get("size")), ",".join(d.get("only") or ()))
         variant = str(d.get("scope") or d.get("mode") or "")
+        if d.get("answer") == "generate":  # the same route with nothing prefilled
+            variant += " generate"
         if self.kind == "weights" and d.get("edits_mode") == "all":
             variant += f"batch {d.get('n')}"  # MEMIT of 200 and of 1,000 edits: two regimes
         return (

@@ -33,7 +33,8 @@ def method_label(data: dict[str, Any]) -> str:
     """The method as the report names it, with the variant that distinguishes runs."""
     method = str(data.get("method"))
     if method == "kme" and "edits_stored" not in data:  # runs before the classifier: similarity
-        return f"kme ({data.get('scope') or 'similarity'} scope)"
+        generated = ", nothing prefilled" if data.get("answer") == "generate" else ""
+        return f"kme ({data.get('scope') or 'similarity'} scope{generated})"
     if method == "rome":
         return "rome, one edit at a time" if data.get("edits_mode") == "one" else "rome, sequential"
     if method == "memit":

@@ -146,7 +146,7 @@ def _where(pattern: str) -> list[str]:
     if participle == "written":  # "written in [Y]" takes a language, not a place
         return []
     asked = [f"Where {aux} {{}} {participle}?"]
-    return asked + [f"Where {aux} {{}}?"] if participle in _WHEREABOUTS else asked
+    return [*asked, f"Where {aux} {{}}?"] if participle in _WHEREABOUTS else asked
 
 
 def _echo(pattern: str) -> str | None:
