@@ -392,11 +392,12 @@ class KnowledgeEditor:
         if result.text is None or not used:
             return None
         ripple = any(h.source == "edit" and "+" in (h.edit_id or "") for h in result.hops)
-        if not ripple and not result.composed(self.multihop.params.composition_margin):
+        composed = result.composed(self.multihop.params.composition_margin)
+        if not ripple and not composed:
             return None  # one relation, answered by one edit: the scope step's question
         direct = {normalise_name(e.target_new or "") for e in plan.edits}
-        if plan.edits and normalise_name(result.text) in direct:
-            return None  # the walk agrees with the in-scope edit: answer it directly
+        if plan.edits and normalise_name(result.text) in direct and len(result.hops) < 2:
+            return None  # one hop agreeing with the in-scope edit: answer it directly
         end = time.perf_counter()
         timings = {**plan.timings_ms, "multihop_ms": (end - call) * 1000}
         timings["total_ms"] = (end - start) * 1000

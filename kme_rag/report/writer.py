@@ -71,8 +71,9 @@ here; the formulas above are the definitions this report uses.
 
 NATURAL_NOTE = (
     "120 edits over 23 relations, written before any tuning and never trained or tuned on, "
-    "though read while the scope was built (its README says how); every question asked as `kme ask` asks it (`KnowledgeEditor."
-    "from_settings`, with the multi-hop walk), the unedited answer asked in the same run."
+    "though read while the scope was built (its README says how); every question asked as "
+    "`kme ask` asks it (`KnowledgeEditor.from_settings`, with the multi-hop walk), the "
+    "unedited answer asked in the same run."
 )
 
 SCALABILITY_NOTE = (

@@ -147,6 +147,11 @@ def test_scope_eval_cli_reports_the_documented_fields(
     )  # fmt: skip
     result = json.loads(done.stdout)
     assert set(result) >= {"recall", "specificity", "threshold", "latency_ms", "n_in", "n_out"}
-    assert result["n_in"] == 80 and result["n_out"] <= 80
+    # per asked edit: prompt, paraphrase, casual paraphrase in; neighbour, 2 same-subject out
+    assert result["n_in"] == 120 and result["n_out"] <= 40 + 80 + 40
+    assert set(result["by_kind"]) == {
+        "prompt", "rephrase", "casual", "neighbourhood", "same-subject", "unrelated"
+    }  # fmt: skip
+    assert result["by_kind"]["same-subject"]["n"] == 80
     assert result["recall"] >= 0.95 and result["specificity"] >= 0.95
     assert result["latency_ms"]["p50"] < 50

@@ -102,7 +102,7 @@ def test_async_openai_client_is_wrapped_too(llama_server: str, editor: Knowledge
         edited = wrap(client, editor)
         return await edited.chat.completions.create(
             model="gemma",
-            messages=[{"role": "user", "content": "Where is the Eiffel Tower?"}],
+            messages=[{"role": "user", "content": "In which city is the Eiffel Tower?"}],
             max_tokens=4,
             temperature=0,
         )
