@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from kme_rag.memory.edit import Edit, normalise_name
-from kme_rag.memory.mention import STOP_WORDS, name_tokens, possessive_stems
+from kme_rag.memory.mention import STOP_WORDS, name_tokens, possessive_stems, token_spans
 
 __all__ = ["FactGraph"]
 
@@ -130,8 +130,9 @@ class FactGraph:
     def mentioned(self, text: str) -> list[Edit]:
         """Every active edited fact whose subject ``text`` names (by name or alias, as
         whole words): "Where is the Eiffel Tower?" → the Eiffel Tower's facts."""
-        tokens = name_tokens(text)
-        stems = possessive_stems(text)  # "merkels" also names Merkel
+        spans = token_spans(text)
+        tokens = [token for token, _, _ in spans]
+        stems = possessive_stems(text, spans)  # "merkels" also names Merkel
         nodes: set[str] = set()
         for n in range(1, min(self._longest, len(tokens)) + 1):
             for i in range(len(tokens) - n + 1):

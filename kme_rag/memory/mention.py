@@ -104,14 +104,15 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
     return [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(norm)]
 
 
-def possessive_stems(text: str) -> list[str]:
+def possessive_stems(text: str, spans: list[tuple[str, int, int]] | None = None) -> list[str]:
     """Each word token of ``text`` as :func:`token_spans` gives it, except a lower-case
     word ending in "s" after three letters or more and followed by a content word, which
     is given without it: a possessive typed without its apostrophe ("merkels husband",
     "xi jinpings party"). Capitalised words keep their "s" ("Frances" is a name, not
-    "France's"), and so does a last word ("how many apples")."""
+    "France's"), and so does a last word ("how many apples"). ``spans``: the text's
+    :func:`token_spans`, when the caller has them already."""
     norm = unicodedata.normalize("NFKC", text)
-    spans = token_spans(norm)
+    spans = token_spans(norm) if spans is None else spans
     out = []
     for i, (token, start, end) in enumerate(spans):
         typed = norm[start:end]
@@ -215,7 +216,7 @@ def find_mention(text: str, names: Iterable[str]) -> Mention:
         wanted = name_tokens(name)
         at = _find(tokens, wanted)
         if at is None and wanted:
-            stems = possessive_stems(norm) if stems is None else stems
+            stems = possessive_stems(norm, spans) if stems is None else stems
             typed = _find(stems, wanted)
             # only the name's last word may carry the dropped apostrophe
             if typed is not None and tokens[typed : typed + len(wanted) - 1] == wanted[:-1]:

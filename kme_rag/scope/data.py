@@ -49,6 +49,7 @@ __all__ = [
     "Pair",
     "RelationPool",
     "TrainingData",
+    "count_kinds",
     "relation_groups",
     "training_pairs",
 ]
@@ -508,12 +509,17 @@ def training_pairs(data_dir: Path, embedder: Embedder, seed: int = 0) -> Trainin
     held_out = mquake_eval_statements(mq_dir / name for name in MQUAKE_EVAL_FILES)
     mq, counts = mquake_pairs(json.loads(mq_path.read_text()), held_out, relations, rng)
     pairs += mq
-    for pair in pairs:
-        counts[pair.kind] = counts.get(pair.kind, 0) + 1
+    count_kinds(pairs, counts)
     counts["relation_groups"] = len(set(groups.values()))
     files = [cf_path, zsre_path, mq_path, questions_path]
     hashes = {str(p.relative_to(data_dir)): sha(p) for p in files}
     return TrainingData(pairs, counts, hashes, relations)
+
+
+def count_kinds(pairs: Iterable[Pair], counts: dict[str, int]) -> None:
+    """Add each pair's ``kind`` to ``counts`` (the training card's tally)."""
+    for pair in pairs:
+        counts[pair.kind] = counts.get(pair.kind, 0) + 1
 
 
 def sha(path: Path) -> str:

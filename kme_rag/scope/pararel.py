@@ -33,6 +33,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from kme_rag.errors import ConfigurationError
@@ -92,6 +93,16 @@ class ParaRelRelation:
     name: str
     patterns: tuple[str, ...]  # ParaRel's, "[X]"/"[Y]" slots
     questions: tuple[str, ...] = ()  # MQuAKE's wh-question of the same id, "{}" slot
+
+    @cached_property
+    def wh_questions(self) -> list[str]:
+        """The patterns as wh-questions (:func:`_question`), in pattern order."""
+        return [q for p in self.patterns if (q := _question(p))]
+
+    @cached_property
+    def where_questions(self) -> list[str]:
+        """The place patterns as where-questions (:func:`_where`), in pattern order."""
+        return [w for p in self.patterns for w in _where(p)]
 
     def clozes(self) -> list[str]:
         """Patterns ending with the object, cut there: "The capital of {} is"."""
@@ -215,8 +226,7 @@ def _typo(text: str, subject: str, rng: random.Random) -> str:
 def phrase(relation: ParaRelRelation, subject: str, form: str, rng: random.Random) -> str | None:
     """``subject`` asked ``relation`` in ``form`` (one of :data:`FORMS`), or None when the
     relation has no phrasing of that form."""
-    questions = [q for p in relation.patterns if (q := _question(p))] + list(relation.questions)
-    questions += [w for p in relation.patterns for w in _where(p)]
+    questions = [*relation.wh_questions, *relation.questions, *relation.where_questions]
     echoes = [e for p in relation.patterns if (e := _echo(p))]
     clozes = relation.clozes()
     if form == "cloze":
@@ -246,9 +256,12 @@ def surface(text: str, subject: str, form: str, rng: random.Random) -> str:
 
 def _phrasings(relation: ParaRelRelation) -> list[str]:
     """Every phrasing of ``relation`` with a ``{}`` slot: clozes and questions."""
-    questions = [q for p in relation.patterns if (q := _question(p))]
-    questions += [w for p in relation.patterns for w in _where(p)]
-    return [*relation.clozes(), *questions, *relation.questions]
+    return [
+        *relation.clozes(),
+        *relation.wh_questions,
+        *relation.where_questions,
+        *relation.questions,
+    ]
 
 
 def load_relations(data_dir: Path) -> dict[str, ParaRelRelation]:
@@ -351,6 +364,7 @@ def pararel_pairs(
         objects = sorted({r["obj_label"] for r in rows})
         kept = [r for r in rows if normalise_name(r["sub_label"]) not in exclude]
         dropped += len(rows) - len(kept)
+        own = _phrasings(relations[rid])
         for row in rng.sample(kept, min(per_relation, len(kept))):
             subject = row["sub_label"]
             others = [o for o in objects if o != row["obj_label"]] or objects
@@ -361,12 +375,12 @@ def pararel_pairs(
                 if text:
                     pairs.append(Pair(text, edit, True, edit.id, f"pararel-{form}"))
             if unlike is not None:
-                pool = unlike(_phrasings(relations[rid]))
+                pool = unlike(own)
                 if pool:
                     form = rng.choice(("question", "casual", "typo", "chat", "embedded"))
                     text = surface(rng.choice(pool).replace("{}", subject, 1), subject, form, rng)
                     pairs.append(Pair(text, edit, False, edit.id, "pararel-other-question"))
-            dated = [t for q in _phrasings(relations[rid]) if (t := quantity_question(q, rng))]
+            dated = [t for q in own if (t := quantity_question(q, rng))]
             if dated:
                 form = rng.choice(("question", "casual", "chat", "embedded"))
                 text = surface(rng.choice(dated).replace("{}", subject, 1), subject, form, rng)
@@ -378,10 +392,3 @@ def pararel_pairs(
                 if text:
                     pairs.append(Pair(text, edit, False, edit.id, f"pararel-other-{form}"))
     return pairs, {"pararel_dropped_eval_subject": dropped, "pararel_relations": len(ids)}
-
-
-def forms_of(pairs: Sequence[Pair]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for pair in pairs:
-        out[pair.kind] = out.get(pair.kind, 0) + 1
-    return out

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from kme_rag.memory.embedder import Embedder
 from kme_rag.memory.mention import asking_sentence
 from kme_rag.scope.classifier import ScopeWeights
-from kme_rag.scope.data import Pair, sha, training_pairs
+from kme_rag.scope.data import Pair, count_kinds, sha, training_pairs
 from kme_rag.scope.features import numeric_object, pair_features, pair_mention, relation_text
 from kme_rag.scope.pararel import evaluation_subjects, pararel_pairs
 from kme_rag.scope.similarity import balanced_threshold
@@ -197,8 +197,7 @@ def train_scope(
         )
         pairs = pairs + more
         data.counts.update(counts)
-        for pair in more:
-            data.counts[pair.kind] = data.counts.get(pair.kind, 0) + 1
+        count_kinds(more, data.counts)
         data.files["pararel/"] = _tree_sha(data_dir / "pararel")
         data.files.update({str(p): sha(p) for p in held_out})
     labels = np.array([p.label for p in pairs])
