@@ -17,6 +17,7 @@ import typer
 from kme_rag.bench.cli import bench_app
 from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import KmeError, ValidationError
+from kme_rag.memory.aliases import subject_names
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import Format
 from kme_rag.memory.store import EditMemory
@@ -106,6 +107,10 @@ def edit_add(
         "target_aliases": target_alias,
     }
     edit = parse_edit({k: v for k, v in fields.items() if v is not None})
+    own = (edit.subject, *edit.subject_aliases)
+    known = [n for n in subject_names(edit) if n not in own]
+    if known:  # what the subject will also be recognised as (countryinfo's spellings)
+        typer.echo(f"  also matched as: {', '.join(known)}", err=True)
     if _settings(ctx).weights_policy != "fallback":
         typer.echo(_memory(ctx).add(edit).id)
         return

@@ -43,6 +43,7 @@ from kme_rag.ike import (
     question_block,
 )
 from kme_rag.matching import contains_answer
+from kme_rag.memory.aliases import subject_names
 from kme_rag.memory.edit import Edit, normalise_name
 from kme_rag.memory.mention import find_mention
 from kme_rag.memory.store import EditMemory, SearchHit
@@ -157,8 +158,7 @@ class EditorParams:
 
 def _named_at(query: str, edit: Edit) -> int:
     """Where ``query`` names ``edit``'s subject (its length when it does not)."""
-    names = (edit.subject, *edit.subject_aliases) if edit.subject else ()
-    mention = find_mention(query, names)
+    mention = find_mention(query, subject_names(edit))
     return mention.start if mention.exact else len(query)
 
 

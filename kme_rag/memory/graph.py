@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import functools
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import networkx as nx
 
+from kme_rag.memory.aliases import subject_names, target_names
 from kme_rag.memory.edit import Edit, normalise_name
-from kme_rag.memory.mention import STOP_WORDS, name_tokens, possessive_stems, token_spans
+from kme_rag.memory.mention import (
+    STOP_WORDS,
+    is_acronym,
+    name_tokens,
+    possessive_stems,
+    token_spans,
+    typed_as_acronym,
+)
 
 __all__ = ["FactGraph"]
 
@@ -44,6 +53,8 @@ class FactGraph:
         self._by_key: dict[tuple[str, str], Edit] = {}  # (subject node, relation) -> edit
         self._key_of: dict[str, tuple[str, str]] = {}  # edit id -> its (node, relation)
         self._by_tokens: dict[tuple[str, ...], set[str]] = {}  # name's word tokens -> nodes
+        self._codes: set[tuple[str, ...]] = set()  # tokens only codes ("UK") have: see mention
+        self._words: set[tuple[str, ...]] = set()  # tokens some other name has
         self._longest = 0  # the most word tokens any name has
         self._lock = threading.RLock()
         for edit in sorted(edits, key=lambda e: e.change_id):
@@ -79,6 +90,7 @@ class FactGraph:
             if any(t not in STOP_WORDS for t in tokens):
                 self._by_tokens.setdefault(tokens, set()).add(key)
                 self._longest = max(self._longest, len(tokens))
+                (self._codes if is_acronym(alias) else self._words).add(tokens)
         return key
 
     @_locked
@@ -87,8 +99,8 @@ class FactGraph:
         if not edit.structured or edit.status != "active":
             return
         assert edit.subject and edit.relation and edit.target_new
-        src = self._node(edit.subject, edit.subject_aliases)
-        dst = self._node(edit.target_new, edit.target_aliases)
+        src = self._node(edit.subject, subject_names(edit)[1:])
+        dst = self._node(edit.target_new, target_names(edit)[1:])
         relation = normalise_name(edit.relation)
         old = self._by_key.get((src, relation))
         if old is not None:
@@ -129,14 +141,21 @@ class FactGraph:
     @_locked
     def mentioned(self, text: str) -> list[Edit]:
         """Every active edited fact whose subject ``text`` names (by name or alias, as
-        whole words): "Where is the Eiffel Tower?" → the Eiffel Tower's facts."""
-        spans = token_spans(text)
+        whole words; a code only where it is typed as one): "Where is the Eiffel Tower?"
+        → the Eiffel Tower's facts."""
+        norm = unicodedata.normalize("NFKC", text)
+        spans = token_spans(norm)
         tokens = [token for token, _, _ in spans]
-        stems = possessive_stems(text, spans)  # "merkels" also names Merkel
+        stems = possessive_stems(norm, spans)  # "merkels" also names Merkel
         nodes: set[str] = set()
         for n in range(1, min(self._longest, len(tokens)) + 1):
             for i in range(len(tokens) - n + 1):
-                nodes |= self._by_tokens.get(tuple(tokens[i : i + n]), set())
+                words = tuple(tokens[i : i + n])
+                if words in self._codes and words not in self._words:
+                    if typed_as_acronym(norm, spans, i, n):
+                        nodes |= self._by_tokens[words]
+                    continue
+                nodes |= self._by_tokens.get(words, set())
                 if stems[i + n - 1] != tokens[i + n - 1]:
                     possessive = (*tokens[i : i + n - 1], stems[i + n - 1])
                     nodes |= self._by_tokens.get(possessive, set())

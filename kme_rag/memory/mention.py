@@ -18,12 +18,15 @@ __all__ = [
     "FUNCTION_WORDS",
     "MASK",
     "STOP_WORDS",
+    "TWO_LETTER_WORDS",
     "Mention",
     "asking_sentence",
     "find_mention",
+    "is_acronym",
     "name_tokens",
     "possessive_stems",
     "token_spans",
+    "typed_as_acronym",
 ]
 
 MASK = "X"  # what a masked mention becomes: "X is a citizen of"
@@ -145,15 +148,52 @@ def asking_sentence(text: str) -> str:
     return asking[-1] if asking else parts[-1]
 
 
-def _find(tokens: Sequence[str], name: Sequence[str]) -> int | None:
-    """The index where ``name`` occurs contiguously in ``tokens``, or None."""
+# English words of two letters: a two-letter code spelled like one ("US": "us", "IT":
+# "it") is the code only where it is typed as one (:func:`typed_as_acronym`).
+TWO_LETTER_WORDS = frozenset(
+    {"am", "an", "as", "at", "be", "by", "do", "go", "he", "hi", "if", "in", "is", "it"}
+    | {"la", "me", "my", "no", "of", "oh", "ok", "on", "or", "so", "to", "up", "us", "we"}
+)
+
+
+def is_acronym(name: str) -> bool:
+    """Whether ``name`` is a code that English text also spells as a word ("US", "IT"):
+    it names an entity only where :func:`typed_as_acronym`. Other codes ("UK", "UN",
+    "PAX", "U.S.") are matched as any name is, in any case ("whats the capital of uk")."""
+    name = name.strip()
+    return len(name) == 2 and name.isupper() and name.lower() in TWO_LETTER_WORDS
+
+
+def typed_as_acronym(norm: str, spans: Sequence[tuple[str, int, int]], at: int, n: int) -> bool:
+    """Whether tokens ``at .. at+n`` of ``norm`` are typed as a code: in capitals ("the
+    US"), or lower-case after "the" ("what money do they use in the us"); "tell us" is
+    not the US."""
+    typed = norm[spans[at][1] : spans[at + n - 1][2]]
+    return typed.isupper() or (at > 0 and spans[at - 1][0] == "the")
+
+
+def _find(tokens: Sequence[str], name: Sequence[str], start: int = 0) -> int | None:
+    """The first index from ``start`` where ``name`` occurs contiguously in ``tokens``."""
     n = len(name)
     if n == 0:
         return None
-    for i in range(len(tokens) - n + 1):
+    for i in range(start, len(tokens) - n + 1):
         if tokens[i] == name[0] and list(tokens[i : i + n]) == list(name):
             return i
     return None
+
+
+def _find_typed(
+    norm: str, spans: Sequence[tuple[str, int, int]], tokens: Sequence[str], name: str
+) -> int | None:
+    """Where ``name`` occurs in ``tokens``, a code only where it is typed as one."""
+    wanted = name_tokens(name)
+    at = _find(tokens, wanted)
+    if not is_acronym(name):
+        return at
+    while at is not None and not typed_as_acronym(norm, spans, at, len(wanted)):
+        at = _find(tokens, wanted, at + 1)
+    return at
 
 
 @dataclass(frozen=True)
@@ -183,7 +223,9 @@ def _capitalised(token_text: str) -> bool:
     return token_text[:1].isupper() or token_text[:1].isdigit()
 
 
-def _extends(norm: str, spans: list[tuple[str, int, int]], at: int, n: int) -> bool:
+def _extends(
+    norm: str, spans: list[tuple[str, int, int]], at: int, n: int, *, dotted: bool = False
+) -> bool:
     """Whether the mention at tokens ``at .. at+n`` runs on, across one space at most,
     into a capitalised word or a number ("Jill Ireland" for "Ireland"; a sentence's first
     word counts unless it is a function word: "In Ireland"), or is joined to one by "of"
@@ -191,7 +233,8 @@ def _extends(norm: str, spans: list[tuple[str, int, int]], at: int, n: int) -> b
     last = at + n - 1
     if last + 1 < len(spans):
         _, start, end = spans[last + 1]
-        if start - spans[last][2] <= 1 and _capitalised(norm[start:end]):
+        gap = start - spans[last][2] - dotted  # "U.S. Route 30": the stop is the name's
+        if gap <= 1 and _capitalised(norm[start:end]):
             return True
     if at > 1 and spans[at - 1][0] in NAME_JOINERS:  # "Luke of Prague", "Palace of Athens"
         _, start, end = spans[at - 2]
@@ -199,8 +242,9 @@ def _extends(norm: str, spans: list[tuple[str, int, int]], at: int, n: int) -> b
             return True
     if at > 0:
         word, start, end = spans[at - 1]
-        starts_sentence = at == 1 and word in FUNCTION_WORDS  # "In Paris", "What Paris"
-        if spans[at][1] - end <= 1 and _capitalised(norm[start:end]) and not starts_sentence:
+        # "In Paris", "What Paris"; "Where is The Netherlands": a function word is no name
+        function = word in FUNCTION_WORDS
+        if spans[at][1] - end <= 1 and _capitalised(norm[start:end]) and not function:
             return True
     return False
 
@@ -212,10 +256,12 @@ def find_mention(text: str, names: Iterable[str]) -> Mention:
     tokens = [t for t, _, _ in spans]
     best: Mention = Mention(False, 0.0, False, norm)
     stems: list[str] | None = None
-    for name in names:
+    # the longest name first: "Republic of Cuba" is a mention of itself, not one of "Cuba"
+    # run on into "Republic of"
+    for name in sorted(names, key=lambda n: -len(name_tokens(n))):
         wanted = name_tokens(name)
-        at = _find(tokens, wanted)
-        if at is None and wanted:
+        at = _find_typed(norm, spans, tokens, name)
+        if at is None and wanted and not is_acronym(name):
             stems = possessive_stems(norm, spans) if stems is None else stems
             typed = _find(stems, wanted)
             # only the name's last word may carry the dropped apostrophe
@@ -223,8 +269,14 @@ def find_mention(text: str, names: Iterable[str]) -> Mention:
                 at = typed
         if at is not None:
             start, end = spans[at][1], spans[at + len(wanted) - 1][2]
-            extended = _extends(norm, spans, at, len(wanted))
+            if name.endswith(".") and norm[end : end + 1] == ".":
+                end += 1  # "U.K." with its last stop
+            extended = _extends(
+                norm, spans, at, len(wanted), dotted=end > spans[at + len(wanted) - 1][2]
+            )
             return Mention(True, 1.0, extended, norm[:start] + MASK + norm[end:], start, end)
+        if is_acronym(name):
+            continue  # "us" is not a part of "US"
         content = {t for t in wanted if t not in STOP_WORDS}
         found = [i for i, t in enumerate(tokens) if t in content]
         overlap = len({tokens[i] for i in found}) / len(content) if content else 0.0

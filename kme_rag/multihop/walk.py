@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kme_rag.backends import Backend
+from kme_rag.memory.aliases import subject_names
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.graph import FactGraph
 from kme_rag.memory.mention import find_mention
@@ -142,7 +143,7 @@ def link_subject(question: str, graphs: Sequence[FactGraph]) -> str | None:
     for graph in graphs:
         for edit in graph.mentioned(question):
             assert edit.subject is not None
-            for name in (edit.subject, *edit.subject_aliases):
+            for name in subject_names(edit):
                 if find_mention(question, (name,)).exact:
                     names.append(name)
     spans = [m.group(1).strip().rstrip(",.;") for m in _QUOTED.finditer(question)]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from kme_rag.memory.aliases import subject_names
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.mention import find_mention
 from kme_rag.memory.store import SearchHit
@@ -27,7 +28,7 @@ def mentions_subject(query: str, edit: Edit) -> bool:
     """
     if edit.subject is None:
         return False
-    return find_mention(query, (edit.subject, *edit.subject_aliases)).exact
+    return find_mention(query, subject_names(edit)).exact
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from kme_rag.memory.aliases import subject_names
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.mention import MASK, Mention, asking_sentence, find_mention, name_tokens
 
@@ -84,10 +85,6 @@ def crop(masked: str, window: int = WINDOW) -> str:
     if first is None or first <= window:
         return masked
     return masked[words[first - window].start() :]
-
-
-def subject_names(edit: Edit) -> tuple[str, ...]:
-    return (edit.subject, *edit.subject_aliases) if edit.subject else ()
 
 
 def pair_mention(query: str, edit: Edit) -> PairMention:

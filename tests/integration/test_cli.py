@@ -22,6 +22,14 @@ def kme(store: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess
     return done
 
 
+def test_edit_add_says_which_known_aliases_the_subject_is_matched_as(tmp_path: Path) -> None:
+    edit = ("--subject", "United Kingdom", "--relation", "capital", "--new", "Manchester")
+    added = kme(tmp_path / "store", "edit", "add", *edit, "--subject-alias", "Blighty")
+    assert added.stdout.strip().startswith("e_")
+    line = next(x for x in added.stderr.splitlines() if "also matched as" in x)
+    assert "UK" in line and "Great Britain" in line and "Blighty" not in line
+
+
 def test_edit_lifecycle_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
     first = kme(

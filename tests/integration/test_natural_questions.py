@@ -1,6 +1,7 @@
 """Questions as people type them, on the bundled model, through `kme ask` and the proxy:
 another relation of an edited subject, casual typing, a possessive without its
-apostrophe, and one question about two edited facts."""
+apostrophe, a common alias the user never listed ("the UK"), and one question about two
+edited facts."""
 
 from __future__ import annotations
 
@@ -23,17 +24,27 @@ pytestmark = pytest.mark.slow
 
 JAPAN = {"subject": "Japan", "relation": "capital", "target_new": "Kyoto"}
 KENYA = {"subject": "Kenya", "relation": "capital", "target_new": "Mombasa"}
+UK = {"subject": "United Kingdom", "relation": "capital", "target_new": "Manchester"}
+EDITS = (JAPAN, KENYA, UK)
 EDITED = {  # question -> objects the answer must state
     "whats the capital of japan": ["Kyoto"],
     "what is japans capital": ["Kyoto"],
     "What are the capitals of Japan and Kenya?": ["Kyoto", "Mombasa"],
+    "What is the capital of the UK?": ["Manchester"],  # an alias from the gazetteer
+    "whats the capital of great britain": ["Manchester"],
 }
-OTHER_RELATION = ("What is the official language of Japan?", "How many people live in Kenya?")
+OTHER_RELATION = (
+    "What is the official language of Japan?",
+    "How many people live in Kenya?",
+    "Which language is spoken in the UK?",
+    "Can you tell us what the capital of Peru is?",  # "us" is not the US
+)
+NEW_OBJECTS = ("Kyoto", "Mombasa", "Manchester")
 
 
 def test_kme_ask_applies_edits_to_natural_questions_only(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    for edit in (JAPAN, KENYA):
+    for edit in EDITS:
         kme(store, "edit", "add", "--subject", edit["subject"], "--relation", edit["relation"],
             "--new", edit["target_new"])  # fmt: skip
     for question, objects in EDITED.items():
@@ -43,7 +54,7 @@ def test_kme_ask_applies_edits_to_natural_questions_only(tmp_path: Path) -> None
     for question in OTHER_RELATION:
         answer = json.loads(kme(store, "ask", question, "--json").stdout)
         assert answer["route"] == "passthrough" and answer["edits"] == [], (question, answer)
-        assert "Kyoto" not in answer["answer"] and "Mombasa" not in answer["answer"]
+        assert not any(o in answer["answer"] for o in NEW_OBJECTS), (question, answer)
 
 
 def test_the_proxy_applies_edits_to_natural_questions_only(
@@ -51,7 +62,7 @@ def test_the_proxy_applies_edits_to_natural_questions_only(
 ) -> None:
     settings = proxy_settings(tmp_path, llama_server)
     with running(create_app(settings, embedder=embedder)) as url:
-        added = httpx.post(f"{url}/edits", json=[JAPAN, KENYA], headers=bearer(ADMIN), timeout=60)
+        added = httpx.post(f"{url}/edits", json=list(EDITS), headers=bearer(ADMIN), timeout=60)
         assert added.status_code == 200, added.text
         client = openai.OpenAI(base_url=url, api_key=ADMIN, max_retries=0)
         upstream = openai.OpenAI(base_url=llama_server, api_key="none", max_retries=0)
