@@ -343,3 +343,35 @@ def bench_all(
         _settings(ctx), results, quick=quick, only=names, report_only=report_only, jobs=jobs
     )
     typer.echo(f"wrote {report}")
+
+
+@bench_app.command("rescore")
+def rescore_results(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Result JSONs (their .cases.jsonl beside them)."),
+    record: Path | None = typer.Option(
+        None, help="Write what was checked and what moved here (JSON)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would move; write nothing."),
+) -> None:
+    """Score stored answers again with today's matcher; a result whose figures move is
+    rewritten (the run-time figures kept as metrics_as_run)."""
+    from kme_rag.bench.provenance import provenance
+    from kme_rag.bench.rescore import rescore
+
+    settings = _settings(ctx)
+    command = provenance()["command"]
+    checked: dict[str, Any] = {}
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or "cases_file" not in data:
+            continue  # a chains file or a result without stored answers
+        moved = rescore(path, settings.data_dir, command=command, write=False)
+        if moved and not dry_run:
+            rescore(path, settings.data_dir, command=command)
+        checked[str(path)] = moved
+        typer.echo(f"{path}: {moved or 'unchanged'}")
+    if record is not None and not dry_run:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        body = {**provenance(), "checked": checked}
+        record.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

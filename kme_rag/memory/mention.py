@@ -242,8 +242,10 @@ def _extends(
             return True
     if at > 0:
         word, start, end = spans[at - 1]
-        # "In Paris", "What Paris"; "Where is The Netherlands": a function word is no name
-        function = word in FUNCTION_WORDS
+        # "In Paris", "What Paris" (a sentence's first word), "Where is The Netherlands"
+        before = norm[:start].rstrip()
+        first = not before or before[-1] in ".!?"
+        function = (first and word in FUNCTION_WORDS) or word == "the"
         if spans[at][1] - end <= 1 and _capitalised(norm[start:end]) and not function:
             return True
     return False

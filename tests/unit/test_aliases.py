@@ -86,3 +86,9 @@ def test_the_graph_finds_a_subject_by_its_known_aliases() -> None:
     us = FactGraph([Edit(subject="United States", relation="currency", target_new="Euro")])
     assert us.mentioned("Can you tell us what it is?") == []
     assert len(us.mentioned("What does the U.S. use as money?")) == 1
+
+
+def test_a_capitalised_word_before_a_code_is_a_longer_name_unless_it_starts_a_sentence() -> None:
+    assert find_mention("What released A.U.S.A.?", ["U.S.A."]).extended
+    assert not find_mention("Nice. In Ireland, they speak", ["Ireland"]).extended
+    assert not find_mention("I'm going there. Which US state is Denver in?", ["US"]).extended
