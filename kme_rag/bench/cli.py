@@ -360,7 +360,9 @@ def rescore_results(
     from kme_rag.bench.rescore import rescore
 
     settings = _settings(ctx)
-    command = provenance()["command"]
+    command = f"kme bench rescore ({len(paths)} results" + (
+        f"; record {record})" if record else ")"
+    )
     checked: dict[str, Any] = {}
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -31,6 +31,12 @@ class Result:
     path: str
 
     @property
+    def source(self) -> str:
+        """The table cell naming the file, marked when its figures were rescored."""
+        rescored = self.data.get("rescored")
+        return f"`{self.path}`" + (f" (rescored {rescored['date'][:10]})" if rescored else "")
+
+    @property
     def key(self) -> tuple[str, ...]:
         d = self.data
         if self.kind == "bench-all":  # the whole plan, or one selection of its runs

@@ -74,7 +74,7 @@ def _single_row(result: Result) -> list[str]:
         share_cell(_count(d, "locality_unrelated_same"), unrelated_n),
         latency_cell(d),
         str(d.get("prompt_tokens_per_question") or DASH),
-        f"`{result.path}`",
+        result.source,
     ]
 
 
@@ -156,7 +156,7 @@ def probability_table(results: Sequence[Result]) -> list[str]:
                     for k in ("efficacy", "paraphrase", "neighbourhood")
                 ),
                 *(pct(u[k]) for k in ("efficacy", "paraphrase", "neighbourhood")),
-                f"`{r.path}`",
+                r.source,
             ]
         )
     header = (
@@ -196,7 +196,7 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
                 pct(m.get("prior_baseline")),
                 f"{pct(m.get('known_hops_accuracy'))} ({m.get('known_hops_cases', DASH)})",
                 f"{lat.get('p50', 0) / 1000:.2f} / {lat.get('p95', 0) / 1000:.2f}" if lat else DASH,
-                f"`{r.path}`",
+                r.source,
             ]
         )
     header = (

@@ -110,9 +110,16 @@ def _commands(results: Sequence[Result]) -> list[str]:
         d = r.data
         machine = d.get("machine") or {}
         cores = machine.get("cores") if isinstance(machine, dict) else None
+        rescored = d.get("rescored")
         out.append(
             f"- `{r.path}`: `{d.get('command', '?')}` ({d.get('date', '?')}"
             + (f", {cores} cores)" if cores else ")")
+            + (
+                f"; rescored {rescored['date'][:10]} with today's matcher "
+                f"(`{rescored['command']}`): {rescored['moved']}"
+                if rescored
+                else ""
+            )
         )
     return out
 
@@ -357,7 +364,7 @@ def _cost(results: Results) -> list[str]:
                 edit,
                 ms,
                 str(d.get("prompt_tokens_per_question") or DASH),
-                f"`{r.path}`",
+                r.source,
             ]
         )
     header = (
