@@ -110,11 +110,17 @@ _LLAMA_DEPTHS: dict[str, Any] = {"rome_depth": 5 / 31, "memit_depths": (4 / 31, 
 # to the residual stream, so MEMIT's residual target cannot be spread over layers 2-4
 # (tried: one edit spread over 2-4 made "The Eiffel Tower is located in the city of" →
 # "the city of the city of …").
-# δ clamp 1.0 ‖h‖ (benchmarks/experiments/rome_ablation.py, first 40 CounterFact cases, efficacy /
-# paraphrase / neighbourhood): ROME's 4.0: 100 / 95 / 55%; 2.0: 100 / 97.5 / 70%; 1.0:
-# 100 / 97.5 / 77.5% (8.9 s per edit); 0.5: 97.5 / 90 / 82.5% (12.4 s: it rarely reaches the
-# early stop). Layer 2 at 4.0: 100 / 97.5 / 65% (19.6 s). A δ much longer than ‖h‖ takes
-# over the MLP's normalised output, at other subjects' keys too.
+# δ clamp 1.0 ‖h‖ (benchmarks/experiments/rome_ablation.py, efficacy / paraphrase /
+# neighbourhood). First chosen on the first 40 cases of CounterFact's *evaluation* split
+# (a mistake): ROME's 4.0: 100 / 95 / 55%; 2.0: 100 / 97.5 / 70%; 1.0: 100 / 97.5 / 77.5%
+# (8.9 s per edit); 0.5: 97.5 / 90 / 82.5% (12.4 s: it rarely reaches the early stop).
+# Layer 2 at 4.0: 100 / 97.5 / 65% (19.6 s). Again on the first 40 cases of the *training*
+# split (results/2026-12-03-b/rome-ablation-train-40.json): 4.0: 100 / 100 / 45%; 2.0:
+# 100 / 97.5 / 60%; 1.0: 100 / 92.5 / 72.5% (9.8 s); 0.5: 100 / 92.5 / 75% (14.6 s). The
+# rule written before that run (highest mean of the three) picks 0.5, by one neighbourhood
+# case of 40 at 1.5x the edit time; 1.0 stays until every weight figure that depends on it
+# is rerun at 0.5 (not done yet). A δ much longer than ‖h‖ takes over the MLP's normalised
+# output, at other subjects' keys too.
 _GEMMA3_DEPTHS: dict[str, Any] = {
     "rome_depth": 3 / 17,
     "memit_depths": (3 / 17, 3 / 17),
