@@ -10,8 +10,10 @@ Every pair is (query, edit, in scope?). Sources:
 - zsRE ``zsre_mend_train-1k.json`` records 0-499 (500-999 are for evaluation): question
   and rephrase (in), ``loc`` question (out), subject asked about another relation (out).
 - ``mquake/scope-pairs-cls-filtered.json``: an edit's single-hop questions (in); other
-  pairs' questions about the same subject and another relation (out). Pairs whose edit
-  occurs in any MQuAKE evaluation file are dropped.
+  pairs' questions about the same subject and another relation (out); the subject asked
+  other relations' questions from the bank of questions by relation id
+  (:class:`~kme_rag.scope.wikidata.QuestionBank`: out). Pairs whose edit occurs in any
+  MQuAKE evaluation file are dropped.
 - Chat requests that name the subject without asking the relation ("Write a poem about
   X"): out.
 
@@ -41,6 +43,7 @@ from kme_rag.memory.embedder import Embedder
 from kme_rag.memory.formats import counterfact_edit, zsre_edit
 from kme_rag.memory.graph import FactGraph
 from kme_rag.memory.mention import MASK, STOP_WORDS, name_tokens
+from kme_rag.scope.wikidata import QuestionBank
 
 __all__ = [
     "MQUAKE_EVAL_FILES",
@@ -97,6 +100,7 @@ class TrainingData:
     counts: dict[str, int]
     files: dict[str, str]
     relations: RelationPool | None = None  # the relation phrasings the pairs came from
+    bank: QuestionBank | None = None  # MQuAKE's questions by relation id
 
 
 def _template_of(prompt: str, subject: str) -> str | None:
@@ -444,10 +448,15 @@ def mquake_pairs(
     held_out: set[str],
     relations: RelationPool,
     rng: random.Random,
+    bank: QuestionBank | None = None,
 ) -> tuple[list[Pair], dict[str, int]]:
-    """Pairs from MQuAKE scope pairs, minus those whose edit an evaluation file holds."""
+    """Pairs from MQuAKE scope pairs, minus those whose edit an evaluation file holds.
+
+    With ``bank``, each edit whose relation id it knows is also asked two questions of
+    other relations (:meth:`QuestionBank.negatives`): out of scope by identity."""
     templates = sorted(relations.groups, key=lambda t: (-len(t), t))
     parsed: list[tuple[Edit, list[str]]] = []
+    ids: dict[str, str] = {}  # edit id -> its Wikidata relation, where the bank knows it
     dropped = unparsed = 0
     for i, record in enumerate(records):
         if normalise_name(record["edit"]) in held_out:
@@ -460,6 +469,8 @@ def mquake_pairs(
         parsed.append(
             (edit.model_copy(update={"id": f"mq-{i}"}), list(dict.fromkeys(record["questions"])))
         )
+        if bank is not None and (rid := bank.relation(record["edit"])):
+            ids[f"mq-{i}"] = rid
     by_subject: dict[str, list[tuple[Edit, list[str]]]] = {}
     for edit, questions in parsed:
         assert edit.subject
@@ -478,6 +489,9 @@ def mquake_pairs(
             relations.by_group.get(group, [edit.prompt]) if group is not None else [edit.prompt]
         )
         pairs += _other_relation(edit, relations, phrasings, group, rng)
+        if bank is not None and edit.id in ids:
+            asked = bank.negatives(ids[edit.id], edit.subject, questions, rng)
+            pairs += [Pair(q, edit, False, edit.id, "mquake-other-id") for q in asked]
     return pairs, {
         "mquake_dropped_eval": dropped,
         "mquake_unparsed": unparsed,
@@ -493,6 +507,7 @@ def training_pairs(data_dir: Path, embedder: Embedder, seed: int = 0) -> Trainin
     mq_dir = data_dir / "mquake"
     mq_path = mq_dir / "scope-pairs-cls-filtered.json"
     questions_path = mq_dir / "prompts" / "question_templates.json"
+    clozes_path = mq_dir / "prompts" / "cloze_templates.json"
     counterfact = json.loads(cf_path.read_text())
     groups = relation_groups(counterfact)
     questions = [q.replace("[X]", "{}") for q in json.loads(questions_path.read_text()).values()]
@@ -507,13 +522,18 @@ def training_pairs(data_dir: Path, embedder: Embedder, seed: int = 0) -> Trainin
     unrelated = [zsre[i]["loc"].removeprefix("nq question: ") for i in ZSRE_TRAIN]
     pairs += mined_pairs(counterfact, unrelated, relations, rng)
     held_out = mquake_eval_statements(mq_dir / name for name in MQUAKE_EVAL_FILES)
-    mq, counts = mquake_pairs(json.loads(mq_path.read_text()), held_out, relations, rng)
+    records = json.loads(mq_path.read_text())
+    clozes = json.loads(clozes_path.read_text())
+    bank = QuestionBank.build(records, clozes, held_out)
+    mq, counts = mquake_pairs(records, held_out, relations, rng, bank)
     pairs += mq
     count_kinds(pairs, counts)
     counts["relation_groups"] = len(set(groups.values()))
-    files = [cf_path, zsre_path, mq_path, questions_path]
+    counts["bank_relations"] = len(bank.by_id)
+    counts["bank_phrasings"] = sum(len(t) for t in bank.by_id.values())
+    files = [cf_path, zsre_path, mq_path, questions_path, clozes_path]
     hashes = {str(p.relative_to(data_dir)): sha(p) for p in files}
-    return TrainingData(pairs, counts, hashes, relations)
+    return TrainingData(pairs, counts, hashes, relations, bank)
 
 
 def count_kinds(pairs: Iterable[Pair], counts: dict[str, int]) -> None:

@@ -39,6 +39,8 @@ from pathlib import Path
 from kme_rag.errors import ConfigurationError
 from kme_rag.memory.edit import Edit, normalise_name, parse_edit
 from kme_rag.scope.data import MQUAKE_EVAL_FILES, Pair
+from kme_rag.scope.forms import surface
+from kme_rag.scope.wikidata import QuestionBank
 
 __all__ = [
     "FORMS",
@@ -57,31 +59,6 @@ _RELATIVE = re.compile(r"^(?:that|which|who)\s+")
 _COPULA_START = re.compile(r"^(is|was|are|were)\s+(.*)$")
 _ARTICLE = re.compile(r"^(?:the|a|an)\s")
 FORMS = ("cloze", "question", "echo", "casual", "typo", "chat", "embedded")
-CHAT_OPENERS = (
-    "Quick question: {}",
-    "Hey, {}",
-    "Can you help me? {}",
-    "I was wondering, {}",
-    "{} Thanks!",
-    "Please answer briefly. {}",
-    "{} I need it for a quiz.",
-    "Do you know this? {}",
-)
-PREAMBLES = (
-    "My friend and I were talking about this yesterday.",
-    "I'm writing a short report for school.",
-    "This came up in a trivia night and nobody was sure.",
-    "I read something online and now I'm confused.",
-    "We are planning a trip next month.",
-    "Sorry if this is a silly question.",
-)
-CODAS = (
-    "I'd like a short answer.",
-    "Thanks in advance.",
-    "It's for a crossword.",
-    "Just the name is fine.",
-    "",
-)
 
 
 @dataclass(frozen=True)
@@ -195,34 +172,6 @@ def quantity_question(question: str, rng: random.Random) -> str | None:
     return f"{rng.choice(_QUANTITY_HEADS)} {match.group(1)} {rest}?"
 
 
-def _casual(text: str) -> str:
-    """Typed quickly: lower case, no final punctuation, "what is" → "whats", no
-    possessive apostrophes."""
-    out = text.lower().rstrip("?.! ")
-    out = out.replace("what is ", "whats ").replace("'s ", "s ")
-    return out
-
-
-def _typo(text: str, subject: str, rng: random.Random) -> str:
-    """One letter dropped or two swapped in a word of four letters or more that is not
-    part of the subject."""
-    spans = [
-        m
-        for m in re.finditer(r"[A-Za-z]{4,}", text)
-        if m.group().casefold() not in normalise_name(subject).split()
-    ]
-    if not spans:
-        return text
-    word = rng.choice(spans)
-    i = rng.randrange(1, len(word.group()) - 1)
-    letters = list(word.group())
-    if rng.random() < 0.5:
-        del letters[i]
-    else:
-        letters[i - 1], letters[i] = letters[i], letters[i - 1]
-    return text[: word.start()] + "".join(letters) + text[word.end() :]
-
-
 def phrase(relation: ParaRelRelation, subject: str, form: str, rng: random.Random) -> str | None:
     """``subject`` asked ``relation`` in ``form`` (one of :data:`FORMS`), or None when the
     relation has no phrasing of that form."""
@@ -238,20 +187,6 @@ def phrase(relation: ParaRelRelation, subject: str, form: str, rng: random.Rando
     if not pool:
         return None
     return surface(rng.choice(pool).replace("{}", subject, 1), subject, form, rng)
-
-
-def surface(text: str, subject: str, form: str, rng: random.Random) -> str:
-    """``text`` (a question about ``subject``) as typed in ``form``: casual, with a typo,
-    in a chat framing, embedded in a longer message, or as it is."""
-    if form == "casual":
-        return _casual(text)
-    if form == "typo":
-        return _typo(text, subject, rng)
-    if form == "chat":
-        return rng.choice(CHAT_OPENERS).format(text)
-    if form == "embedded":
-        return " ".join(p for p in (rng.choice(PREAMBLES), text, rng.choice(CODAS)) if p)
-    return text
 
 
 def _phrasings(relation: ParaRelRelation) -> list[str]:
@@ -343,6 +278,7 @@ def pararel_pairs(
     per_relation: int = 300,
     asked: int = 2,
     unlike: Callable[[Sequence[str]], Sequence[str]] | None = None,
+    bank: QuestionBank | None = None,
 ) -> tuple[list[Pair], dict[str, int]]:
     """Pairs from ParaRel (see the module docstring): up to ``per_relation`` subjects of
     each relation, each asked its own relation and ``asked`` other ParaRel relations,
@@ -352,7 +288,10 @@ def pararel_pairs(
     one of ``phrasings`` (the training questions of zsRE and MQuAKE, filtered by
     :class:`~kme_rag.scope.data.RelationPool`). When given, each subject is also asked
     one of them: the relations ParaRel lacks (dates, people, numbers) asked of the
-    edited subject."""
+    edited subject.
+
+    ``bank``: MQuAKE's questions by relation id; each subject is also asked two of them
+    of relations neither its own nor linked to it (:meth:`QuestionBank.negatives`)."""
     relations = load_relations(data_dir)
     links = _links(relations)
     ids = sorted(relations)
@@ -385,6 +324,9 @@ def pararel_pairs(
                 form = rng.choice(("question", "casual", "chat", "embedded"))
                 text = surface(rng.choice(dated).replace("{}", subject, 1), subject, form, rng)
                 pairs.append(Pair(text, edit, False, edit.id, "pararel-quantity"))
+            if bank is not None:
+                other_ids = bank.negatives(rid, subject, own, rng, also_linked=links[rid])
+                pairs += [Pair(q, edit, False, edit.id, "pararel-other-id") for q in other_ids]
             negatives = [o for o in ids if o != rid and o not in links[rid]]
             for other in rng.sample(negatives, min(asked, len(negatives))):
                 form = rng.choice(FORMS)

@@ -193,7 +193,12 @@ def train_scope(
             return pool.negatives(phrasings, None)[1] if pool is not None else []
 
         more, counts = pararel_pairs(
-            data_dir, rng, exclude=exclude, per_relation=params.pararel, unlike=unlike
+            data_dir,
+            rng,
+            exclude=exclude,
+            per_relation=params.pararel,
+            unlike=unlike,
+            bank=data.bank,
         )
         pairs = pairs + more
         data.counts.update(counts)

@@ -219,3 +219,69 @@ def test_place_patterns_are_asked_with_where() -> None:
     assert _where("[X] was born in [Y].") == ["Where was {} born?"]
     assert _where("[X] was written in [Y].") == []  # a language
     assert _where("The capital of [X] is [Y] .") == []
+
+
+def test_question_bank_labels_questions_by_relation_and_keeps_linked_ones_apart() -> None:
+    import random
+
+    from kme_rag.scope.wikidata import QuestionBank, wh_word
+
+    clozes = {
+        "P50": "The author of [X] is __",
+        "P1037": "The director of [X] is __",
+        "P170": "[X] was created by __",
+        "P36": "The capital of [X] is __",
+        "P488": "The chairperson of [X] is __",
+        "P169": "The chief executive officer of [X] is __",
+    }
+    records = [
+        {"edit": "The author of Dune is Tolkien", "questions": ["Who penned Dune?"] * 2},
+        {
+            "edit": "The author of Emma is Poe",
+            "questions": ["Who wrote Emma?", "Who is the author of Emma?"],
+        },
+        {"edit": "The author of Ulysses is Poe", "questions": ["Who is the author of Ulysses?"]},
+        {"edit": "The director of Acme is Ann", "questions": ["Who is the director of Acme?"]},
+        {"edit": "The director of Initech is Bo", "questions": ["Who is the director of Initech?"]},
+        {"edit": "Dracula was created by Poe", "questions": ["Who created Dracula?"]},
+        {"edit": "Sherlock was created by Poe", "questions": ["Who created Sherlock?"]},
+        {"edit": "The capital of Peru is Cusco", "questions": ["What is the capital of Peru?"]},
+        {"edit": "The capital of Chad is Sarh", "questions": ["What is the capital of Chad?"]},
+        {"edit": "The chairperson of Acme is Cy", "questions": ["Who is the head of Acme?"]},
+        {
+            "edit": "The chairperson of Umbrella is Di",
+            "questions": ["Who is the head of Umbrella?"],
+        },
+        {
+            "edit": "The chief executive officer of Acme is Ed",
+            "questions": ["Who is the head of Acme?"],
+        },
+        {
+            "edit": "The chief executive officer of Soylent is Fa",
+            "questions": ["Who is the head of Soylent?"],
+        },
+        {"edit": "The capital of Mali is Gao", "questions": ["What is the capital of Mali?"]},
+    ]
+    held_out = {"the capital of mali is gao"}
+    bank = QuestionBank.build(records, clozes, held_out)
+    # a phrasing one record asks (twice or not) is left out: "Who penned {}?"
+    assert bank.by_id["P50"] == ["Who is the author of {}?"]  # Emma's and Ulysses' records
+    assert bank.by_id["P36"] == ["What is the capital of {}?"]  # Mali's record is held out
+    assert bank.relation("The director of Hamlet is Kurosawa") == "P1037"
+    assert bank.relation("Nothing like a template") is None
+    # author and creator are linked by meaning, chairperson and CEO by a shared phrasing
+    assert "P170" in bank.linked("P50") and "P169" in bank.linked("P488")
+    assert set(bank.others("P50")) == {
+        "Who is the director of {}?",
+        "What is the capital of {}?",
+        "Who is the head of {}?",
+    }
+    assert "Who is the head of {}?" not in bank.others("P1037")  # leaders are linked
+    assert "Who is the director of {}?" not in bank.others("P36", also_linked=["P1037"])
+    rng = random.Random(0)
+    for _ in range(20):
+        first, second = bank.negatives("P50", "Hamlet", ["Who is the author of {}?"], rng)
+        assert "hamlet" in first.lower() and "hamlet" in second.lower()
+        assert "capital" not in first  # the first asks with the edit's own wh-word
+        assert "author" not in first + second and "created" not in first + second
+    assert wh_word("In which city was {} born?") == "which" and wh_word("{} is") == ""
