@@ -43,7 +43,8 @@ class ChatSession:
         reply: Message = {"role": "assistant", "content": answer.text}
         self.history = [*messages, reply][-self._keep :]
         used = f"  [edits used: {', '.join(answer.edit_ids)}]" if answer.edits else ""
-        return answer.text + used
+        read = f"  [read as: {answer.question}]" if answer.question else ""
+        return answer.text + used + read
 
     def _command(self, line: str) -> str:
         command, _, rest = line.partition(" ")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from kme_rag.backends import Backend, Message, qa_transcript
+from kme_rag.conversation import resolve_followup
 from kme_rag.errors import ContextOverflowError, ValidationError
 from kme_rag.ike import (
     DemoPool,
@@ -83,6 +84,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     sent: str | list[Message] = ""
     hops: tuple[Hop, ...] = ()  # route "multihop": each hop's question, answer and source
+    question: str = ""  # a follow-up as the scope step read it, when it was resolved
 
     @property
     def edit_ids(self) -> list[str]:
@@ -96,6 +98,12 @@ class Plan:
     ``prefill`` is answer text already decided (the new object); the model's output
     continues it, and the final answer is ``prefill + output``. ``stop`` is empty for a
     pass-through, so the user's own options apply unchanged.
+
+    Route ``multihop`` is a question to walk over the edits (:meth:`KnowledgeEditor.
+    settle` runs the walk); when the walk does not answer it, ``fallback`` is the plan
+    (in-context or pass-through) to run instead. ``question`` is the question the scope
+    step judged when it is not the last turn as typed: a resolved follow-up
+    (:func:`~kme_rag.conversation.resolve_followup`).
     """
 
     route: Route
@@ -106,6 +114,8 @@ class Plan:
     stop: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
     related: tuple[Edit, ...] = ()  # edits whose subject the query names, not in scope
+    question: str = ""
+    fallback: Plan | None = None
 
 
 class WeightsModel(Protocol):
@@ -299,30 +309,78 @@ class KnowledgeEditor:
         stop = PREFILL_STOP if forced else ANSWER_STOP
         return Plan("ike", edits, prompt=text, prefill=forced, stop=stop, timings_ms=timings)
 
+    def _mentioned(self, text: str) -> list[Edit]:
+        """This namespace's edits whose subject ``text`` names."""
+        namespace = self.memory.namespace
+        return [e for e in self.memory.graph.mentioned(text) if e.namespace == namespace]
+
     def plan_chat(
         self, messages: Sequence[Message], *, native: bool, with_demos: bool = True
     ) -> Plan:
         """The plan for answering the last user message: messages for a chat-native model,
-        a Q/A-framed completion prompt for a base model."""
+        a Q/A-framed completion prompt for a base model, or route ``multihop`` (with the
+        plan to fall back on) for a question the walk may answer. A follow-up turn ("Which
+        city is it in?") is judged as the conversation resolves it."""
         if not messages or messages[-1]["role"] != "user":
             raise ValidationError("expected a conversation that ends with a user message")
         timings: dict[str, float] = {}
-        query = messages[-1]["content"]
+        start = time.perf_counter()
+        resolved = resolve_followup(messages, self._mentioned)
+        if resolved is not None:
+            timings["followup_ms"] = (time.perf_counter() - start) * 1000
+        query = resolved or messages[-1]["content"]
+        asked = resolved or ""
         decision, related = self._decide(query, timings)
         edits = decision.in_scope
         if (weighted := self._weights_route(decision, related)) is not None:
             return Plan("weights", weighted, messages=list(messages), timings_ms=timings)
         if not decision.any:
             sent = list(messages)
-            return Plan("passthrough", (), messages=sent, timings_ms=timings, related=related)
-        if native:
+            plan = Plan(
+                "passthrough",
+                (),
+                messages=sent,
+                timings_ms=timings,
+                related=related,
+                question=asked,
+            )
+        elif native:
             sent = chat_messages(edits, messages)
-            return Plan("ike", edits, messages=sent, timings_ms=timings)
-        forced = self._prefill(edits, query)
-        head = self._head(query, with_demos) + qa_transcript(messages[:-1])
-        text = head + question_block(edits, query) + forced
-        stop = PREFILL_STOP if forced else ANSWER_STOP
-        return Plan("ike", edits, prompt=text, prefill=forced, stop=stop, timings_ms=timings)
+            plan = Plan("ike", edits, messages=sent, timings_ms=timings, question=asked)
+        else:
+            forced = self._prefill(edits, query)
+            head = self._head(query, with_demos) + qa_transcript(messages[:-1])
+            text = head + question_block(edits, query) + forced
+            stop = PREFILL_STOP if forced else ANSWER_STOP
+            plan = Plan(
+                "ike",
+                edits,
+                prompt=text,
+                prefill=forced,
+                stop=stop,
+                timings_ms=timings,
+                question=asked,
+            )
+        if self._may_walk(plan):
+            return Plan(
+                "multihop",
+                plan.edits,
+                timings_ms=timings,
+                related=plan.related,
+                question=asked,
+                fallback=plan,
+            )
+        return plan
+
+    def _may_walk(self, plan: Plan) -> bool:
+        """Whether the walk may answer the plan's question: a walker is set and the
+        question names an edited subject — in scope or not — or is in scope of an edit
+        whose object has edits of its own (a cheap look at the graph, no model call)."""
+        if self.multihop is None:
+            return False
+        graph = self.memory.graph
+        onward = [e for e in plan.edits if e.target_new and graph.facts(e.target_new)]
+        return bool(plan.related or onward)
 
     # ---- running plans -------------------------------------------------------------------
 
@@ -349,7 +407,7 @@ class KnowledgeEditor:
         timings = {**plan.timings_ms, "backend_ms": (end - call) * 1000}
         timings["total_ms"] = (end - start) * 1000
         sent: str | list[Message] = plan.prompt if plan.prompt is not None else plan.messages or []
-        return Answer(text, plan.route, plan.edits, timings, sent)
+        return Answer(text, plan.route, plan.edits, timings, sent, question=plan.question)
 
     def complete(self, prompt: str) -> Answer:
         """Continue ``prompt``, with the edits applied when it is in scope of one."""
@@ -376,8 +434,8 @@ class KnowledgeEditor:
         - one of its hops came from an edit (otherwise the question is the model's,
           untouched), and, for an in-scope question, it differs from the edit's own object.
 
-        Public so that adapters holding their own plan (the proxy) run the same step;
-        ``start`` is when the request began (for ``timings_ms``)."""
+        Adapters run it through :meth:`settle`; ``start`` is when the request began (for
+        ``timings_ms``)."""
         if self.multihop is None:
             return None
         graph = self.memory.graph
@@ -402,7 +460,26 @@ class KnowledgeEditor:
         timings = {**plan.timings_ms, "multihop_ms": (end - call) * 1000}
         timings["total_ms"] = (end - start) * 1000
         sent = [h.question for h in result.hops]
-        return Answer(result.text, "multihop", tuple(used), timings, "\n".join(sent), result.hops)
+        return Answer(
+            result.text,
+            "multihop",
+            tuple(used),
+            timings,
+            "\n".join(sent),
+            result.hops,
+            question=plan.question,
+        )
+
+    def settle(self, plan: Plan, query: str, start: float | None = None) -> Answer | Plan:
+        """Run a ``multihop`` plan's walk: its :class:`Answer`, or the fallback plan to
+        send when the walk does not answer (any other plan is returned as it is). The one
+        step every adapter (chat, the proxy, the wrappers) runs between planning and
+        sending; ``query`` is the last turn as typed, ``start`` when the request began."""
+        if plan.route != "multihop":
+            return plan
+        assert plan.fallback is not None
+        walked = self.walk(plan.question or query, plan, start or time.perf_counter())
+        return walked if walked is not None else plan.fallback
 
     def chat(self, messages: Sequence[Message]) -> Answer:
         """Answer the last user message of a conversation (walking multi-hop questions
@@ -410,13 +487,12 @@ class KnowledgeEditor:
         start = time.perf_counter()
         native = self.backend.chat_native
         try:
-            plan = self.plan_chat(messages, native=native)
-            if plan.route == "weights":
-                return self._run(plan, start, chat=True)
-            walked = self.walk(messages[-1]["content"], plan, start)
-            if walked is not None:
-                return walked
-            return self._run(plan, start, chat=True)
+            settled = self.settle(
+                self.plan_chat(messages, native=native), messages[-1]["content"], start
+            )
+            if isinstance(settled, Answer):
+                return settled
+            return self._run(settled, start, chat=True)
         except ContextOverflowError:
             if self.demos is None:
                 raise

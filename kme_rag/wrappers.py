@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from kme_rag.backends import Message
-from kme_rag.editor import KnowledgeEditor, Plan
+from kme_rag.editor import Answer, KnowledgeEditor, Plan
 from kme_rag.errors import ValidationError
 
 __all__ = ["EditedAsyncOpenAI", "EditedLlama", "EditedOpenAI", "wrap"]
@@ -34,17 +34,43 @@ class _ChatCompletions:
         self._client = client
         self._editor = editor
 
+    def _settle(self, messages: Sequence[Any]) -> Answer | Plan:
+        read = _messages(messages)
+        plan = self._editor.plan_chat(read, native=True)
+        return self._editor.settle(plan, read[-1]["content"])
+
     def create(self, *, messages: Sequence[Any], **options: Any) -> Any:
-        plan = self._editor.plan_chat(_messages(messages), native=True)
-        sent = messages if plan.route == "passthrough" else plan.messages
+        settled = self._settle(messages)
+        if isinstance(settled, Answer):
+            return _openai_answer(settled.text, options)
+        sent = messages if settled.route == "passthrough" else settled.messages
         return self._client.chat.completions.create(messages=sent, **options)
 
 
 class _AsyncChatCompletions(_ChatCompletions):
     async def create(self, *, messages: Sequence[Any], **options: Any) -> Any:
-        plan = await asyncio.to_thread(self._editor.plan_chat, _messages(messages), native=True)
-        sent = messages if plan.route == "passthrough" else plan.messages
+        settled = await asyncio.to_thread(self._settle, messages)
+        if isinstance(settled, Answer):
+            answer = _openai_answer(settled.text, options)
+            return _async_iter(answer) if options.get("stream") else answer
+        sent = messages if settled.route == "passthrough" else settled.messages
         return await self._client.chat.completions.create(messages=sent, **options)
+
+
+def _openai_answer(text: str, options: dict[str, Any]) -> Any:
+    """An answer the editor already has (a multi-hop walk's) as the openai SDK's
+    ``ChatCompletion``, or an iterator of ``ChatCompletionChunk`` when streaming."""
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    model = str(options.get("model", ""))
+    if options.get("stream"):
+        return iter([ChatCompletionChunk.model_validate(c) for c in _chat_chunks(text, model)])
+    return ChatCompletion.model_validate(_chat_response(text, model))
+
+
+async def _async_iter(items: Iterator[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
 
 
 class _Namespace:
@@ -145,7 +171,14 @@ class EditedLlama:
         return self._complete_plan(plan, options)
 
     def create_chat_completion(self, messages: Sequence[Any], **options: Any) -> Any:
-        plan = self._editor.plan_chat(_messages(messages), native=self._native)
+        read = _messages(messages)
+        plan = self._editor.settle(
+            self._editor.plan_chat(read, native=self._native), read[-1]["content"]
+        )
+        if isinstance(plan, Answer):
+            model = str(self._llama.model_path)
+            stream = bool(options.get("stream"))
+            return _chat_chunks(plan.text, model) if stream else _chat_response(plan.text, model)
         if plan.route == "passthrough":
             return self._llama.create_chat_completion(messages=messages, **options)
         if plan.messages is not None:

@@ -55,13 +55,14 @@ class Outcome:
     namespace: str
     edits: tuple[Edit, ...] = ()
     timings_ms: tuple[tuple[str, float], ...] = ()
+    question: str = ""  # a follow-up turn as the editor resolved it
 
     @classmethod
     def of(cls, plan: Plan | None, namespace: str) -> Outcome:
         if plan is None:
             return cls("passthrough", namespace)
         timings = tuple((k.removesuffix("_ms"), v) for k, v in plan.timings_ms.items())
-        return cls(plan.route, namespace, plan.edits, timings)
+        return cls(plan.route, namespace, plan.edits, timings, plan.question)
 
     def headers(self) -> dict[str, str]:
         """``x-kme-*``, and the editor's steps as a standard ``server-timing`` header
@@ -78,7 +79,8 @@ class Outcome:
 
     def info(self) -> dict[str, Any]:
         edits = [{"id": e.id, "statement": e.statement} for e in self.edits]
-        return {"route": self.route, "namespace": self.namespace, "edits": edits}
+        info = {"route": self.route, "namespace": self.namespace, "edits": edits}
+        return {**info, "question": self.question} if self.question else info
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -200,9 +202,10 @@ class Proxy:
         read = editor_messages(data["messages"])
         plan = await self._plan_chat(tenant, read)
         if plan is not None:
-            walked = await asyncio.to_thread(tenant.walk, read[-1]["content"], plan)
-            if walked is not None:
-                return self._walked(walked, tenant, data, want_kme)
+            settled = await asyncio.to_thread(tenant.settle, plan, read[-1]["content"])
+            if isinstance(settled, Answer):
+                return self._walked(settled, tenant, data, want_kme)
+            plan = settled
         outcome = Outcome.of(plan, tenant.namespace)
         stream = bool(data.get("stream"))
         kme = _kme_chunk(outcome, "chat.completion.chunk", data.get("model")) if want_kme else None
@@ -227,7 +230,7 @@ class Proxy:
     def _walked(answer: Answer, tenant: Tenant, data: dict[str, Any], want_kme: bool) -> Response:
         """The multi-hop walk's answer, in the chat shape (streamed when asked)."""
         timings = tuple((k.removesuffix("_ms"), v) for k, v in answer.timings_ms.items())
-        outcome = Outcome("multihop", tenant.namespace, answer.edits, timings)
+        outcome = Outcome("multihop", tenant.namespace, answer.edits, timings, answer.question)
         model, n, stamp = data.get("model"), int(data.get("n") or 1), int(time.time())
         if not data.get("stream"):
             body = answer_completion(answer.text, model, n, stamp)

@@ -52,13 +52,10 @@ class Tenant:
     def plan_completion(self, prompt: str) -> Plan:
         return self.editor.plan_completion(prompt)
 
-    def walk(self, question: str, plan: Plan) -> Answer | None:
-        """The multi-hop answer to ``question`` when the editor walks it (a walker is
-        set, the question names edited subjects, and a hop came from an edit)."""
-        if self.editor.multihop is None:
-            return None
-        # KnowledgeEditor.chat's own routing step, on the plan already made.
-        return self.editor.walk(question, plan, time.perf_counter())
+    def settle(self, plan: Plan, question: str) -> Answer | Plan:
+        """A ``multihop`` plan's walked answer, or the plan to send instead
+        (:meth:`KnowledgeEditor.settle`, the editor's own step)."""
+        return self.editor.settle(plan, question, time.perf_counter())
 
     def read(self, action: Callable[[EditMemory], T]) -> T:
         return action(self.memory)

@@ -199,3 +199,34 @@ def test_real_model_states_the_edit_and_keeps_unrelated_answers(memory: EditMemo
     unrelated = editor.ask(question)
     assert unrelated.route == "passthrough"
     assert unrelated.text == backend.chat([{"role": "user", "content": question}])
+
+
+def test_a_follow_up_turn_is_judged_as_the_conversation_resolves_it(memory: EditMemory) -> None:
+    model = Recorder(" of Rome.")
+    editor = KnowledgeEditor(CallableBackend(model), memory)
+    turns: list[Message] = [
+        {"role": "user", "content": "Tell me about the Eiffel Tower."},
+        {"role": "assistant", "content": "It is a wrought-iron tower."},
+        {"role": "user", "content": "Which city is it in?"},
+    ]
+    answer = editor.chat(turns)
+    assert answer.route == "ike" and [e.target_new for e in answer.edits] == ["Rome"]
+    assert answer.question == "Which city is Eiffel Tower in?"
+    assert answer.text.startswith("Rome")
+    sent = model.prompts[-1]
+    assert "Q: Tell me about the Eiffel Tower.\nA: It is a wrought-iron tower." in sent
+    assert sent.endswith("Q: Which city is Eiffel Tower in?\nA: Rome")
+    # another relation of the same subject, followed up: resolved, out of scope, sent as typed
+    other = [*turns[:2], {"role": "user", "content": "How tall is it?"}]
+    answer = editor.chat(other)
+    assert answer.route == "passthrough" and answer.question == "How tall is Eiffel Tower?"
+    assert model.prompts[-1].endswith("Q: How tall is it?\nA:")
+    elliptical = editor.chat(
+        [
+            {"role": "user", "content": "What is the capital of France?"},
+            {"role": "assistant", "content": "Paris."},
+            {"role": "user", "content": "And Japan?"},
+        ]
+    )
+    assert elliptical.route == "ike" and elliptical.text.startswith("Kyoto")
+    assert elliptical.question == "What is the capital of Japan?"
