@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -88,6 +89,58 @@ class Case:
     def casual(self) -> str:
         """The paraphrase as typed in a hurry (:func:`casual`)."""
         return casual(self.paraphrase)
+
+    def two_turn(self) -> list[Message] | None:
+        """The paraphrase as a follow-up: turn 1 names the subject ("Tell me about X."),
+        a fixed assistant turn, then the paraphrase with the subject replaced by a
+        pronoun (:func:`with_pronoun`); None when the paraphrase does not name it."""
+        subject = self.edit.subject or ""
+        asked = with_pronoun(self.paraphrase, subject, person=is_person_relation(self.prompt))
+        if asked is None:
+            return None
+        return [
+            {"role": "user", "content": OPENER.format(subject)},
+            {"role": "assistant", "content": FILLER},
+            {"role": "user", "content": asked},
+        ]
+
+
+OPENER = "Tell me about {}."
+FILLER = "Sure, what would you like to know?"
+# Relations whose subject is a person (CounterFact's and zsRE's wording): "he", else "it".
+# The person's gender is not known; the editor reads every personal pronoun alike.
+_PERSON = re.compile(
+    r"mother tongue|native (?:language|speaker)|citizen|profession|occupation|"
+    r"\bworks? (?:as|for|in)\b|employ|\bborn\b|\bdied\b|plays? (?:the )?(?:position|as)|"
+    r"\bspeaks?\b|educated|religio|\bspouse\b|married",
+    re.IGNORECASE,
+)
+_BEFORE_OBJECT = re.compile(r"\b(?:of|to|for|with|by|about|from|in|at|on|like|than)\s+$", re.I)
+
+
+def is_person_relation(prompt: str) -> bool:
+    """Whether the edit's own prompt asks a relation of a person."""
+    return _PERSON.search(prompt) is not None
+
+
+def with_pronoun(text: str, subject: str, *, person: bool) -> str | None:
+    """``text`` with its first mention of ``subject`` replaced by a pronoun: "X's" →
+    "its"/"his", after a preposition "it"/"him", else "it"/"he" (capitalised at a
+    sentence's start); None when ``text`` does not name ``subject``."""
+    at = text.find(subject) if subject else -1
+    if at < 0:
+        return None
+    end = at + len(subject)
+    before, after = text[:at], text[end:]
+    if after.startswith(("'s", "\u2019s")):
+        word, after = ("his" if person else "its"), after[2:]
+    elif _BEFORE_OBJECT.search(before):
+        word = "him" if person else "it"
+    else:
+        word = "he" if person else "it"
+    if not before.strip() or before.rstrip().endswith((".", "?", "!", ":")):
+        word = word.capitalize()
+    return before + word + after
 
 
 def casual(text: str) -> str:
@@ -173,6 +226,7 @@ class Probe:
     route: str
     latency_ms: float
     prompt_tokens: int | None
+    read_as: str = ""  # a follow-up as the editor resolved it
 
 
 @dataclass
@@ -292,9 +346,28 @@ def run_cases(
         if extended:
             row["casual"] = probe(case.casual)
             row["same_subject"] = [probe(text) for text in case.same_subject]
+            if (turns := case.two_turn()) is not None:
+                row["two_turn"] = _converse(backend, editor, turns, max_tokens)
         if editor is not None and edits_mode == "one":
             memory.undo()
         yield row
+
+
+def _converse(
+    backend: Backend, editor: KnowledgeEditor | None, turns: list[Message], max_tokens: int
+) -> dict[str, Any]:
+    """A conversation asked unedited and (with an editor) through ``editor.chat``."""
+    start = time.perf_counter()
+    reference = backend.chat(turns, max_tokens=max_tokens)
+    ref_ms = (time.perf_counter() - start) * 1000
+    result = Probe(reference, "none", ref_ms, None)
+    if editor is not None:
+        answer, ms = _timed(lambda: editor.chat(turns))
+        result = Probe(
+            answer.text, answer.route, ms, _tokens(backend, answer.sent), answer.question
+        )
+    asked = {"question": turns[-1]["content"], "turns": turns}
+    return asked | {"reference": reference, "reference_ms": ref_ms} | asdict(result)
 
 
 def _reference(
@@ -437,6 +510,20 @@ def _extended(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for name in ("prompt", "paraphrase", "casual")
         if name in r
     ]
+    follow_ups = [r for r in rows if "two_turn" in r]
+    if follow_ups:
+        hits = sum(contains_answer(r["two_turn"]["text"], r["target_new"]) for r in follow_ups)
+        single = sum(contains_answer(r["paraphrase"]["text"], r["target_new"]) for r in follow_ups)
+        metrics["generality_two_turn"] = round(hits / len(follow_ups), 4)
+        # of the same cases' single-turn paraphrase figure (the issue's ">= 90%" ratio)
+        metrics["two_turn_of_single"] = round(hits / single, 4) if single else None
+        resolved = sum(bool(r["two_turn"].get("read_as")) for r in follow_ups)
+        counts |= {
+            "two_turn": len(follow_ups),
+            "generality_two_turn": hits,
+            "two_turn_single_hits": single,
+            "two_turn_resolved": resolved,
+        }
     if asked and casual_rows:
         stale = sum(contains_answer(p["text"], r["target_true"]) for p, r in asked)
         metrics["stale"] = round(stale / len(asked), 4)

@@ -219,3 +219,57 @@ def test_stored_references_must_come_from_the_same_model_and_settings(tmp_path: 
         StoredReferences.load(summary, dataset="zsre", model="m.gguf", max_tokens=8)
     with pytest.raises(ValidationError, match="cannot read"):
         StoredReferences.load(tmp_path / "missing.json", dataset="zsre", model="m", max_tokens=16)
+
+
+def test_the_follow_up_probe_asks_the_paraphrase_with_a_pronoun() -> None:
+    from kme_rag.bench.harness import Case, with_pronoun
+    from kme_rag.memory.edit import parse_edit
+
+    assert with_pronoun(
+        "Danielle Darrieux's mother tongue is", "Danielle Darrieux", person=True
+    ) == ("His mother tongue is")
+    assert with_pronoun("Known fact. Apple A5 is created by", "Apple A5", person=False) == (
+        "Known fact. It is created by"
+    )
+    assert with_pronoun("The capital of Japan is", "Japan", person=False) == "The capital of it is"
+    assert with_pronoun("Where is the tower?", "Japan", person=False) is None
+    edit = parse_edit(
+        {"subject": "Danielle Darrieux", "relation": "mother tongue", "target_new": "English"}
+    )
+    case = Case(
+        "0",
+        edit,
+        "cloze",
+        "The mother tongue of Danielle Darrieux is",
+        "Where Danielle Darrieux is from, people speak the language of",
+        "Michel Rocard is a native speaker of",
+    )
+    turns = case.two_turn()
+    assert turns is not None and [t["role"] for t in turns] == ["user", "assistant", "user"]
+    assert turns[0]["content"] == "Tell me about Danielle Darrieux."
+    assert turns[2]["content"] == "Where he is from, people speak the language of"
+
+
+def test_the_follow_up_figure_is_scored_against_the_same_cases_single_turn() -> None:
+    rows = [
+        {
+            "target_new": "Rome",
+            "target_true": "Paris",
+            "prompt": probe(" Rome", "ike", 150),
+            "paraphrase": probe(" Rome", "ike", 150),
+            "locality": probe(" Berlin", "passthrough", 105),
+            "two_turn": {**probe(" Rome", "ike", 150), "read_as": "Where is X?"},
+        },
+        {
+            "target_new": "Kyoto",
+            "target_true": "Tokyo",
+            "prompt": probe(" Kyoto", "ike", 250),
+            "paraphrase": probe(" Kyoto", "ike", 250),
+            "locality": probe(" Seoul", "passthrough", 105),
+            "two_turn": {**probe(" Tokyo", "passthrough", 250), "read_as": ""},
+        },
+    ]
+    summary = summarise(rows)
+    assert summary["metrics"]["generality_two_turn"] == 0.5
+    assert summary["metrics"]["two_turn_of_single"] == 0.5
+    assert summary["counts"]["two_turn_resolved"] == 1
