@@ -48,7 +48,7 @@ from kme_rag.memory.aliases import subject_names
 from kme_rag.memory.edit import Edit, normalise_name
 from kme_rag.memory.mention import find_mention
 from kme_rag.memory.store import EditMemory, SearchHit
-from kme_rag.multihop.walk import GraphWalker, Hop
+from kme_rag.multihop.walk import GraphWalker, Hop, looks_composed
 from kme_rag.scope.base import ScopeDecision, ScopeModel, mentions_subject
 from kme_rag.scope.classifier import TrainedScope
 
@@ -361,7 +361,7 @@ class KnowledgeEditor:
                 timings_ms=timings,
                 question=asked,
             )
-        if self._may_walk(plan):
+        if self._may_walk(plan, query):
             return Plan(
                 "multihop",
                 plan.edits,
@@ -372,15 +372,18 @@ class KnowledgeEditor:
             )
         return plan
 
-    def _may_walk(self, plan: Plan) -> bool:
+    def _may_walk(self, plan: Plan, query: str) -> bool:
         """Whether the walk may answer the plan's question: a walker is set and the
         question names an edited subject — in scope or not — or is in scope of an edit
-        whose object has edits of its own (a cheap look at the graph, no model call)."""
+        whose object has edits of its own, or is worded as a composition
+        (:func:`~kme_rag.multihop.walk.looks_composed`: an edit may sit on a later hop,
+        behind a subject the model resolves). A look at the graph and a regular
+        expression; no model call."""
         if self.multihop is None:
             return False
         graph = self.memory.graph
         onward = [e for e in plan.edits if e.target_new and graph.facts(e.target_new)]
-        return bool(plan.related or onward)
+        return bool(plan.related or onward) or (bool(graph.edits()) and looks_composed(query))
 
     # ---- running plans -------------------------------------------------------------------
 
@@ -440,17 +443,27 @@ class KnowledgeEditor:
             return None
         graph = self.memory.graph
         onward = [e for e in plan.edits if e.target_new and graph.facts(e.target_new)]
-        if not plan.related and not onward:
+        named = bool(plan.related or onward)
+        worded = looks_composed(query)
+        if not named and not worded:
             return None
         rippling = onward or [e for e in plan.related if e.target_new and graph.facts(e.target_new)]
         call = time.perf_counter()
-        result = self.multihop.answer(query, fallback=False, composed_only=not rippling)
+        result = self.multihop.answer(
+            query,
+            fallback=False,
+            composed_only=not rippling,
+            through_edits=not named,
+            worded=worded,
+        )
         ids = set(result.edits_used)
         used = [e for e in graph.edits() if e.id in ids]
         if result.text is None or not used:
             return None
         ripple = any(h.source == "edit" and "+" in (h.edit_id or "") for h in result.hops)
-        composed = result.composed(self.multihop.params.composition_margin)
+        # worded as a composition, its chain has two hops or more; else it must beat
+        # every single relation by the margin that keeps single-relation questions out
+        composed = worded or result.composed(self.multihop.params.composition_margin)
         if not ripple and not composed:
             return None  # one relation, answered by one edit: the scope step's question
         direct = {normalise_name(e.target_new or "") for e in plan.edits}

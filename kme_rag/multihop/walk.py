@@ -43,6 +43,7 @@ __all__ = [
     "WalkParams",
     "build_walker",
     "link_subject",
+    "looks_composed",
     "mask",
 ]
 
@@ -50,6 +51,24 @@ Source = Literal["edit", "known", "model"]
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
 _WORD = re.compile(r"[\w][\w.'\u2019&-]*")
 _JOINERS = {"of", "the", "de", "du", "da", "del", "der", "van", "von", "and", "la", "le", "&"}
+# How a question nests one relation inside another, in words: a noun with a relative
+# clause ("the country where X is", "the city in which X stands", "the person who founded
+# X"), a relation of a relation ("the capital of the country of citizenship of X"), or
+# two possessives ("X's founder's birthplace").
+_COMPOSED = re.compile(
+    r"\b(?:the|a|an)\s+(?:[a-z-]+\s+){0,2}?[a-z-]+\s+(?:where|in which|at which|of which|"
+    r"that|who|whom|whose|which)\s"
+    r"|\bthe\s+[a-z-]+(?:\s+[a-z-]+)?\s+of\s+the\s+[a-z-]+(?:\s+[a-z-]+)?\s+(?:of|in|for|from)\s"
+    r"|\w['\u2019]s\s+\w+['\u2019]s\s",
+    re.IGNORECASE,
+)
+
+
+def looks_composed(question: str) -> bool:
+    """Whether ``question`` is worded as a composition of relations (a regular
+    expression: microseconds, so every question can be checked). A cue, not a decision:
+    the walk still needs its chain to beat every single relation."""
+    return _COMPOSED.search(question) is not None
 
 
 @dataclass(frozen=True)
@@ -289,22 +308,44 @@ class GraphWalker:
             entity = step.answer
         return hops
 
+    def edited_relations(self) -> set[str]:
+        """The bank relations the stored edits state."""
+        self.bank.add_edits(self.memory.graph.edits())
+        return {r for e in self.memory.graph.edits() if (r := self.bank.relation_of(e))}
+
     def answer(
-        self, question: str, *, fallback: bool = True, composed_only: bool = False
+        self,
+        question: str,
+        *,
+        fallback: bool = True,
+        composed_only: bool = False,
+        through_edits: bool = False,
+        worded: bool = False,
     ) -> MultihopAnswer:
         """Link, infer, walk; MeLLo (when set and ``fallback``) when the question is not
         a chain of known relations. With ``composed_only``, a question whose best chain
-        is not a composition (:meth:`MultihopAnswer.composed`) is not walked."""
+        is not a composition (:meth:`MultihopAnswer.composed`) is not walked; with
+        ``through_edits``, nor one whose chain has no relation any stored edit states
+        (its hops would all be the model's: nothing to change, so no model call).
+        ``worded``: the question is worded as a composition (:func:`looks_composed`), so
+        its best chain of two hops or more is the one walked, however the single
+        relations score (an edit of the subject lifts its own relation's score)."""
         subject, found = self.chains(question)
         if subject is None or not found or found[0].score < self.params.min_score:
             if self.fallback is not None and fallback:
                 return MultihopAnswer(self.fallback(question), "mello", subject)
             return MultihopAnswer(None, "none", subject)
-        best = found[0]
         single = max((c.score for c in found if len(c.relations) == 1), default=None)
+        if worded:
+            found = [c for c in found if len(c.relations) >= 2]
+            if not found or found[0].score < self.params.min_score:
+                return MultihopAnswer(None, "none", subject, (), 0.0, (), single)
+        best = found[0]
         planned = MultihopAnswer(None, "none", subject, best.ids, best.score, (), single)
-        if composed_only and not planned.composed(self.params.composition_margin):
+        if composed_only and not worded and not planned.composed(self.params.composition_margin):
             return planned  # a single-relation question: not walked
+        if through_edits and not set(best.ids) & self.edited_relations():
+            return planned
         hops = self.walk(subject, best)
         text = hops[-1].answer if hops and len(hops) == len(best.relations) else None
         return MultihopAnswer(text, "graph", subject, best.ids, best.score, tuple(hops), single)

@@ -194,3 +194,39 @@ def test_the_known_namespace_setting_gives_the_walk_its_trusted_facts(
     assert (hop.answer, hop.source, hop.edit_id) == ("Zagreb", "known", fact.id)
     bare = build_walker(settings.model_copy(update={"known_namespace": None}), backend, memory)
     assert bare.known is None
+
+
+def test_an_edit_on_the_second_hop_is_reached_from_a_hop_the_model_answers(
+    memory: EditMemory, bank: RelationBank, data_dir: Path
+) -> None:
+    memory.add(parse_edit({"subject": "Australia", "relation": "capital", "target_new": "Perth"}))
+    backend, sent = recording(" Australia")
+    editor = KnowledgeEditor(backend, memory, multihop=walker(backend, memory, bank, data_dir))
+    nested = editor.ask("What is the capital of the country where the Sydney Opera House is?")
+    assert nested.route == "multihop" and nested.text == "Perth", nested
+    assert [h.source for h in nested.hops] == ["model", "edit"]
+    assert "Sydney Opera House" in sent[0] and len(sent) == 1  # one model hop, then the edit
+    # composed, but no relation of the chain is edited: not walked, no model call
+    sent.clear()
+    other = editor.ask("Who is the mayor of the city where the Sydney Opera House is?")
+    assert other.route == "passthrough"
+    assert sent == ["Q: Who is the mayor of the city where the Sydney Opera House is?\nA:"]
+    # not worded as a composition and naming no edited subject: never walked
+    sent.clear()
+    plain = editor.ask("Which city is the Sydney Opera House in?")
+    assert plain.route == "passthrough" and len(sent) == 1
+
+
+def test_an_edited_first_hop_ripples_through_a_hop_the_model_answers(
+    memory: EditMemory, bank: RelationBank, data_dir: Path
+) -> None:
+    big_ben = {"subject": "Big Ben", "relation": "{} is located in the city of"}
+    memory.add(parse_edit({**big_ben, "target_new": "Madrid"}))
+    backend, sent = recording(" Spain")
+    editor = KnowledgeEditor(backend, memory, multihop=walker(backend, memory, bank, data_dir))
+    nested = editor.ask("In which country is the city where Big Ben stands?")
+    assert nested.route == "multihop" and nested.text == "Spain", nested
+    assert [h.source for h in nested.hops] == ["edit", "model"]
+    assert nested.hops[1].subject == "Madrid" and "Madrid" in sent[-1]
+    direct = editor.ask("Which city is Big Ben in?")  # one relation: the edit itself
+    assert direct.route == "ike" and direct.text.startswith("Madrid")
