@@ -41,6 +41,7 @@ class MquakeMethod(StrEnum):
     none = "none"
     mello = "mello"
     kme = "kme"
+    walker = "walker"
     kme_weights = "kme+weights"
 
 
@@ -214,7 +215,11 @@ bench_app.command("zsre")(_single("zsre"))
 @bench_app.command("mquake")
 def mquake(
     ctx: typer.Context,
-    method: MquakeMethod = typer.Option(MquakeMethod.kme, help="kme: the graph walk."),
+    method: MquakeMethod = typer.Option(
+        MquakeMethod.kme,
+        help="kme: as `kme ask` answers (the walk a route of the editor's plan); walker: the "
+        "graph walk alone (a diagnostic).",
+    ),
     n: int = typer.Option(100, min=1, help="How many cases."),
     edits: EditsMode = typer.Option(EditsMode.all, help="all: every case's edits stored first."),
     out: Path = OUT,
@@ -224,13 +229,14 @@ def mquake(
     ),
     stats_samples: int | None = STATS,
 ) -> None:
-    """MQuAKE multi-hop: the unedited model, MeLLo, the graph walk (kme), or the walk on
-    weights holding every case's edits (kme+weights)."""
+    """MQuAKE multi-hop: the unedited model, MeLLo, the editor as `kme ask` answers (kme),
+    the graph walk alone (walker, a diagnostic), or the walk on weights holding every
+    case's edits (kme+weights)."""
     from kme_rag.bench.mquake import bench_mquake, load_cases
     from kme_rag.bench.provenance import provenance
 
-    if known_facts and method != MquakeMethod.kme:
-        raise ValidationError("expected --known-facts only with --method kme")
+    if known_facts and method not in (MquakeMethod.kme, MquakeMethod.walker):
+        raise ValidationError("expected --known-facts only with --method kme or walker")
     settings = _settings(ctx)
     path, cases = load_cases(settings, data, n)
     weights = None
@@ -274,6 +280,28 @@ def natural(
     run = NaturalRun(method=method.value, edits_mode=edits.value, data=data, generate=generate)
     summary = bench_natural(_settings(ctx), run, out)
     _echo({k: summary[k] for k in ("figures", "routing_diagnostic", "counts", "latency_ms")})
+
+
+@bench_app.command("conversations")
+def conversations(
+    ctx: typer.Context,
+    out: Path = OUT,
+    data: Path = typer.Option(
+        Path("benchmarks/heldout/multihop-v1.jsonl"), help="The held-out two-hop set (JSONL)."
+    ),
+    verification: Path = typer.Option(
+        Path("benchmarks/heldout/verification-multihop-v1.json"),
+        help="Which items' unedited hop the model knows (verify_multihop.py).",
+    ),
+    walker: bool = typer.Option(True, help="Also the walker alone (a diagnostic)."),
+) -> None:
+    """The held-out two-hop and follow-up set: each item with its edit alone, through the
+    editor `kme ask` and `kme chat` build."""
+    from kme_rag.bench.conversations import ConversationRun, bench_conversations
+
+    run = ConversationRun(data=data, verification=verification, walker_diagnostic=walker)
+    summary = bench_conversations(_settings(ctx), run, out)
+    _echo({k: summary[k] for k in ("figures", "routes", "latency_ms")})
 
 
 def _curve(kind: Literal["scalability", "retainability"]) -> Callable[..., None]:

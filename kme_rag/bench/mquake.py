@@ -33,6 +33,7 @@ from kme_rag.bench.mquake_metrics import (
     summarise_mquake,
 )
 from kme_rag.bench.output import CaseRows, write_result
+from kme_rag.editor import KnowledgeEditor
 from kme_rag.errors import ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.graph import FactGraph
@@ -49,7 +50,14 @@ __all__ = [
     "load_cases",
 ]
 
-Method = Literal["none", "mello", "kme", "kme+weights"]
+Method = Literal["none", "mello", "kme", "walker", "kme+weights"]
+# How each method's answers were made: ``kme`` as ``kme ask`` answers (the editor's plan,
+# the walk one of its routes); ``walker`` the graph walk called on its own, a diagnostic
+PATHS = {
+    "kme": "editor (as kme ask)",
+    "walker": "walker alone (diagnostic)",
+    "kme+weights": "walker alone on the edited weights (diagnostic)",
+}
 LOOSE = "loose (stop also at the next 'Question:', 'Final answer:' on any line)"
 
 
@@ -90,6 +98,23 @@ def _walk_answerer(walker: GraphWalker) -> Answerer:
             "subject": result.subject,
             "chain": list(result.chain),
             "chain_score": round(result.chain_score, 4),
+            "hops": [
+                {"question": h.question, "answer": h.answer, "source": h.origin, "kind": h.source}
+                for h in result.hops
+            ],
+        }
+
+    return answer
+
+
+def _editor_answerer(editor: KnowledgeEditor) -> Answerer:
+    """Questions answered as ``kme ask`` answers them: the editor's plan and its route."""
+
+    def answer(question: str) -> tuple[str | None, dict[str, Any]]:
+        result = editor.ask(question)
+        return result.text, {
+            "route": result.route,
+            "edits": result.edit_ids,
             "hops": [
                 {"question": h.question, "answer": h.answer, "source": h.origin, "kind": h.source}
                 for h in result.hops
@@ -156,7 +181,7 @@ def bench_mquake(
         raise ValidationError("expected --edits all with --method kme+weights")
     # MeLLo resends a ~900-token prompt each round, the walk a few-shot block per hop:
     # both reuse llama.cpp's KV cache of the shared prefix (faster, not bit-reproducible).
-    reuse = method in ("mello", "kme")
+    reuse = method in ("mello", "kme", "walker")
     if method == "kme+weights":
         if weights is None:
             from kme_rag.whitebox.session import WeightEditor
@@ -178,6 +203,8 @@ def bench_mquake(
             known = FactGraph(known_facts(known_path, len(cases))) if known_path else None
             walker = build_walker(settings, backend, memory, known)
             answer = _walk_answerer(walker)
+            if method == "kme":  # KnowledgeEditor.from_settings's editor, on this walk
+                answer = _editor_answerer(KnowledgeEditor(backend, memory, multihop=walker))
             if edits == "all":  # the relations of every stored edit, once stored
                 memory.add_many([e for case in cases for e in case.edits])
                 walker.bank.add_edits(memory.graph.edits())
@@ -189,7 +216,7 @@ def bench_mquake(
         return ask_hop(backend, relations, hop.relation_id, hop.question)
 
     rows = []
-    walks = method in ("kme", "kme+weights")
+    walks = method in ("kme", "walker", "kme+weights")
     stored = memory if not walks or edits == "one" else None  # the walk, all: stored above
     bar = tqdm(total=len(cases), unit="case", file=sys.stderr, desc="asking", disable=not progress)
     with bar:
@@ -204,6 +231,7 @@ def bench_mquake(
     summary: dict[str, Any] = {
         "dataset": f"mquake:{dataset}",
         "method": method,
+        **({"path": PATHS[method]} if method in PATHS else {}),
         "mode": "known facts (trusted unedited facts imported)" if known_path else "plain",
         "model": backend.name,
         "n": len(rows),

@@ -30,7 +30,7 @@ from kme_rag.errors import ValidationError
 __all__ = ["METHODS", "Run", "Size", "chains", "plan", "select"]
 
 Size = Literal["quick", "full"]
-METHODS = ("none", "ike", "kme", "mello", "rome", "memit", "kme+weights")
+METHODS = ("none", "ike", "kme", "walker", "mello", "rome", "memit", "kme+weights")
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,8 @@ def _mquake(size: _Sizes) -> dict[str, Run]:
     return {
         "none": run("none", size.mquake),
         "mello": run("mello", size.mello),
-        "kme": run("kme", size.mquake),
+        "kme": run("kme", size.mquake),  # as kme ask answers
+        "walker": run("walker", size.mquake),  # the walk alone: a diagnostic beside it
         "kme+weights": run("kme+weights", size.mquake_weights, *_stats(size)),
     }
 
@@ -166,7 +167,8 @@ def plan(size: Size) -> list[Run]:
         retain["memit"],  # 1,442 s to 100 edits
         retain["rome"],  # 1,419 s to 100 edits
         *_memory("counterfact", s),  # ~2,200 s (2,976 s beside the ROME run)
-        mquake["kme"],  # 1,638 s
+        mquake["kme"],  # 1,638 s (as the walker alone)
+        mquake["walker"],  # 1,638 s
         *_memory("zsre", s),  # ~1,560 s (2,040 s beside MQuAKE kme)
         mquake["none"],  # 635 s
         mquake["mello"],  # 606 s

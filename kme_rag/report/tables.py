@@ -187,6 +187,8 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
         )
         label += ", one case's edits at a time" if d.get("edits_mode") == "one" else ""
         label += ", on the MEMIT-edited weights" if d["method"] == "kme+weights" else ""
+        if d["method"] == "kme" and "path" not in d:  # before the editor path was measured
+            label += ", the walker alone (diagnostic)"
         lat = d.get("latency_ms_per_question", {})
         rows.append(
             [
