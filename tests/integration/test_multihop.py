@@ -230,3 +230,21 @@ def test_an_edited_first_hop_ripples_through_a_hop_the_model_answers(
     assert nested.hops[1].subject == "Madrid" and "Madrid" in sent[-1]
     direct = editor.ask("Which city is Big Ben in?")  # one relation: the edit itself
     assert direct.route == "ike" and direct.text.startswith("Madrid")
+
+
+@pytest.mark.slow
+def test_real_model_reaches_a_hop_two_edit_and_ripples_through_a_hop_it_knows(
+    memory: EditMemory, data_dir: Path
+) -> None:
+    memory.add(parse_edit({"subject": "Australia", "relation": "capital", "target_new": "Perth"}))
+    memory.add(parse_edit({**EIFFEL, "subject": "Big Ben", "target_new": "Madrid"}))
+    backend = LlamaCppBackend()
+    settings = Settings(data_dir=data_dir)
+    editor = KnowledgeEditor(backend, memory, multihop=build_walker(settings, backend, memory))
+    hop2 = editor.ask("What is the capital of the country where the Sydney Opera House is?")
+    assert hop2.route == "multihop" and hop2.text == "Perth", hop2
+    assert [h.source for h in hop2.hops] == ["model", "edit"]
+    assert hop2.hops[0].answer == "Australia"  # the model's own first hop
+    ripple = editor.ask("In which country is the city where Big Ben stands?")
+    assert ripple.route == "multihop" and ripple.text == "Spain", ripple
+    assert [h.source for h in ripple.hops] == ["edit", "model"]

@@ -138,3 +138,41 @@ def test_llama_object_completions_apply_the_edit_and_leave_the_rest(
 def test_wrapping_something_else_is_a_clear_error(editor: KnowledgeEditor, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="cannot wrap a PosixPath"):
         wrap(tmp_path, editor)
+
+
+def test_the_wrapped_client_walks_multi_hop_questions_and_resolves_follow_ups(
+    llama_server: str, tmp_path: Path, embedder: MiniLMEmbedder, data_dir: Path
+) -> None:
+    from kme_rag.multihop.walk import build_walker
+
+    memory = EditMemory.open(Settings(store=tmp_path / "store"), embedder=embedder)
+    city = {"subject": "Eiffel Tower", "relation": "{} is located in the city of"}
+    country = {"subject": "Rome", "relation": "{} is located in the country of"}
+    memory.add_many(
+        [parse_edit({**city, "target_new": "Rome"}), parse_edit({**country, "target_new": "Italy"})]
+    )
+    model = CallableBackend(lambda p: "unused")
+    walker = build_walker(Settings(data_dir=data_dir), model, memory)
+    editor = KnowledgeEditor(model, memory, multihop=walker)
+    bodies = Bodies()
+    client = openai.OpenAI(
+        base_url=llama_server,
+        api_key="none",
+        http_client=httpx.Client(event_hooks={"request": [bodies]}),
+    )
+    edited = wrap(client, editor)
+    ripple = [{"role": "user", "content": "Which country is the Eiffel Tower in?"}]
+    answer = edited.chat.completions.create(model="gemma", messages=ripple, max_tokens=8)
+    assert isinstance(answer, openai.types.chat.ChatCompletion)
+    assert answer.choices[0].message.content == "Italy" and bodies.sent == []  # the edits' walk
+    chunks = list(edited.chat.completions.create(model="gemma", messages=ripple, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Italy"
+    follow_up = [
+        {"role": "user", "content": "Tell me about the Eiffel Tower."},
+        {"role": "assistant", "content": "It is a wrought-iron tower."},
+        {"role": "user", "content": "Which city is it in?"},
+    ]
+    edited.chat.completions.create(model="gemma", messages=follow_up, max_tokens=8, temperature=0)
+    sent = bodies.sent[-1]["messages"]
+    assert sent[0]["role"] == "system" and "located in the city of Rome" in sent[0]["content"]
+    assert sent[1:] == follow_up  # the model still sees the conversation as typed
