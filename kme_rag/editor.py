@@ -455,6 +455,7 @@ class KnowledgeEditor:
             composed_only=not rippling,
             through_edits=not named,
             worded=worded,
+            edits_only=True,
         )
         ids = set(result.edits_used)
         used = [e for e in graph.edits() if e.id in ids]

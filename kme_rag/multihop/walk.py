@@ -256,8 +256,9 @@ class GraphWalker:
             None,
         )
 
-    def hop(self, relation: Relation, subject: str) -> Hop:
-        """Answer one hop: an edit, then a known fact, then the model."""
+    def hop(self, relation: Relation, subject: str, *, ask_model: bool = True) -> Hop | None:
+        """Answer one hop: an edit, then a known fact, then the model (None instead of
+        the model's answer when ``ask_model`` is False)."""
         if relation.id in self.prompts.questions:
             question = self.prompts.question(relation.id, subject)
         else:
@@ -269,6 +270,8 @@ class GraphWalker:
         fact = self._known_hop(relation, subject)
         if fact is not None and fact.target_new:
             return Hop(question, relation.id, subject, fact.target_new, "known", fact.id)
+        if not ask_model:
+            return None
         text = ask_hop(
             self.backend,
             self.prompts,
@@ -297,11 +300,20 @@ class GraphWalker:
         )
         return subject, found
 
-    def walk(self, subject: str, chain: Chain) -> list[Hop]:
+    def walk(self, subject: str, chain: Chain, edited: set[str] | None = None) -> list[Hop]:
+        """The chain's hops from ``subject``. With ``edited`` (the relations stored edits
+        state), the walk stops before asking the model a hop when no hop so far came
+        from an edit and no later relation of the chain is edited: its answer could come
+        from no edit, and such an answer is never used, so the model calls are saved."""
         hops: list[Hop] = []
         entity = subject
-        for relation in chain.relations:
-            step = self.hop(relation, entity)
+        relations = chain.relations
+        for i, relation in enumerate(relations):
+            later = edited is None or any(h.source == "edit" for h in hops)
+            later = later or any(r.id in (edited or ()) for r in relations[i + 1 :])
+            step = self.hop(relation, entity, ask_model=later)
+            if step is None:
+                break
             hops.append(step)
             if not step.answer:
                 break
@@ -321,6 +333,7 @@ class GraphWalker:
         composed_only: bool = False,
         through_edits: bool = False,
         worded: bool = False,
+        edits_only: bool = False,
     ) -> MultihopAnswer:
         """Link, infer, walk; MeLLo (when set and ``fallback``) when the question is not
         a chain of known relations. With ``composed_only``, a question whose best chain
@@ -329,7 +342,9 @@ class GraphWalker:
         (its hops would all be the model's: nothing to change, so no model call).
         ``worded``: the question is worded as a composition (:func:`looks_composed`), so
         its best chain of two hops or more is the one walked, however the single
-        relations score (an edit of the subject lifts its own relation's score)."""
+        relations score (an edit of the subject lifts its own relation's score).
+        ``edits_only``: the caller uses the answer only when a hop came from an edit (the
+        editor), so the walk stops where none can (:meth:`walk`)."""
         subject, found = self.chains(question)
         if subject is None or not found or found[0].score < self.params.min_score:
             if self.fallback is not None and fallback:
@@ -344,9 +359,10 @@ class GraphWalker:
         planned = MultihopAnswer(None, "none", subject, best.ids, best.score, (), single)
         if composed_only and not worded and not planned.composed(self.params.composition_margin):
             return planned  # a single-relation question: not walked
-        if through_edits and not set(best.ids) & self.edited_relations():
+        edited = self.edited_relations()
+        if through_edits and not set(best.ids) & edited:
             return planned
-        hops = self.walk(subject, best)
+        hops = self.walk(subject, best, edited if edits_only else None)
         text = hops[-1].answer if hops and len(hops) == len(best.relations) else None
         return MultihopAnswer(text, "graph", subject, best.ids, best.score, tuple(hops), single)
 

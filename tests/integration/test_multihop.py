@@ -248,3 +248,17 @@ def test_real_model_reaches_a_hop_two_edit_and_ripples_through_a_hop_it_knows(
     ripple = editor.ask("In which country is the city where Big Ben stands?")
     assert ripple.route == "multihop" and ripple.text == "Spain", ripple
     assert [h.source for h in ripple.hops] == ["edit", "model"]
+
+
+def test_a_walk_that_no_edit_can_answer_asks_the_model_nothing(
+    memory: EditMemory, bank: RelationBank, data_dir: Path
+) -> None:
+    memory.add(parse_edit({**EIFFEL, "target_new": "Rome"}))
+    backend, sent = recording(" Gustave Eiffel")
+    editor = KnowledgeEditor(backend, memory, multihop=walker(backend, memory, bank, data_dir))
+    question = "Who is the engineer whose company built the Eiffel Tower?"
+    answer = editor.ask(question)
+    assert answer.route == "passthrough"
+    assert sent == [f"Q: {question}\nA:"]  # no hop asked: no relation of its chain is edited
+    walked = editor.multihop.answer(question, fallback=False) if editor.multihop else None
+    assert walked is not None and walked.hops  # the walker alone still walks it (diagnostic)
