@@ -16,6 +16,7 @@ from kme_rag.report.results import Result
 
 __all__ = [
     "VIEWS",
+    "conversations_table",
     "latency_cell",
     "method_label",
     "multihop_table",
@@ -141,6 +142,44 @@ def natural_table(results: Sequence[Result]) -> list[str]:
         if any(c != DASH for c in cells):
             rows.append([label, *cells])
     return markdown_table(header, rows, numeric_from=1)
+
+
+CONVERSATION_ROWS = (
+    ("hop1_known", "two-hop, edit on hop 1 (other hop known)"),
+    ("hop1_known_walker_alone_diagnostic", "  the walker alone (diagnostic)"),
+    ("hop2_known", "two-hop, edit on hop 2 (other hop known)"),
+    ("hop2_known_walker_alone_diagnostic", "  the walker alone (diagnostic)"),
+    ("hop1_all", "two-hop, hop 1, every item"),
+    ("hop2_all", "two-hop, hop 2, every item"),
+    ("followup", "follow-up turn asking the edited relation"),
+    ("followup_resolved", "  resolved by the editor (diagnostic)"),
+    ("followup_other_kept", "follow-up asking another relation: answer unchanged"),
+    ("single_kept", "relative-clause question, one other relation: answer unchanged"),
+    ("single_walked_by_mistake", "  walked by mistake"),
+)
+
+
+def conversations_table(results: Sequence[Result]) -> list[str]:
+    """The held-out two-hop and follow-up set, one row per figure (the newest run)."""
+    if not results:
+        return []
+    run = results[-1]
+    figures = run.data.get("figures", {})
+    rows = [
+        [label, share_cell(figures[key]["k"], figures[key]["n"])]
+        for key, label in CONVERSATION_ROWS
+        if key in figures
+    ]
+    lat = run.data.get("latency_ms", {})
+    if lat.get("passthrough_ratio_p50") is not None:
+        rows.append(
+            [
+                "passed-through questions: p50 ms, editor / unedited",
+                f"{lat['passthrough_p50']:.0f} / {lat['passthrough_unedited_p50']:.0f} "
+                f"({lat['passthrough_ratio_p50']:.2f}x, n={lat['passthrough_n']})",
+            ]
+        )
+    return markdown_table(("figure", f"kme (`{run.path}`)"), rows, numeric_from=1)
 
 
 def probability_table(results: Sequence[Result]) -> list[str]:

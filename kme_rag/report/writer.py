@@ -18,6 +18,7 @@ from kme_rag.report.measures import PerEdit, retainability_estimates, rome_retai
 from kme_rag.report.results import Result, Results
 from kme_rag.report.tables import (
     VIEWS,
+    conversations_table,
     latency_cell,
     method_label,
     multihop_table,
@@ -74,6 +75,14 @@ NATURAL_NOTE = (
     "though read while the scope was built (its README says how); every question asked as "
     "`kme ask` asks it (`KnowledgeEditor.from_settings`, with the multi-hop walk), the "
     "unedited answer asked in the same run."
+)
+
+CONVERSATIONS_NOTE = (
+    "Written by hand before any run of the editor on it, never tuned on; each item asked "
+    "with its own edit stored alone, through the editor `kme ask` and `kme chat` build; "
+    "two-hop figures on the items whose unedited hop the bundled model was verified to "
+    "know. Follow-up and relative-clause answers must equal the unedited model's answer "
+    "to the same conversation, asked in the same run."
 )
 
 SCALABILITY_NOTE = (
@@ -401,6 +410,12 @@ def render_report(results: Results, figures: dict[str, str], *, title_note: str 
     lines += _section(
         "Held-out natural questions (`benchmarks/heldout/natural-v1.jsonl`)",
         [*natural_table(results.of("natural")), "", NATURAL_NOTE] if results.of("natural") else [],
+    )
+    lines += _section(
+        "Held-out two-hop and follow-up questions (`benchmarks/heldout/multihop-v1.jsonl`)",
+        [*conversations_table(results.of("conversations")), "", CONVERSATIONS_NOTE]
+        if results.of("conversations")
+        else [],
     )
     lines += _section("ROME / MEMIT probability tests", probability_table(results.of("weights")))
     lines += _section("Cost: edit time, latency, tokens", _cost(results))

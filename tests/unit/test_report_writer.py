@@ -329,3 +329,20 @@ def test_a_selection_writes_its_own_manifest_and_keeps_the_plans(
     manifest = json.loads(own.read_text())
     assert manifest["only"] == list(names) and not manifest["complete"]
     assert [r["name"] for r in manifest["runs"]] == ran
+
+
+def test_the_conversation_set_gets_its_own_section_from_the_newest_run(tmp_path: Path) -> None:
+    folder = tmp_path / "results" / "2026-12-03"
+    figure = {"rate": 0.75, "low": 0.5, "high": 0.9, "k": 3, "n": 4}
+    base = {"kind": "conversations", "dataset": "multihop-v1.jsonl", "method": "kme"}
+    latency = {"passthrough_p50": 110.0, "passthrough_unedited_p50": 100.0}
+    latency |= {"passthrough_ratio_p50": 1.1, "passthrough_n": 5}
+    newer = {**base, "date": "2026-12-03T12:00:00", "latency_ms": latency}
+    write(folder, "conversations-new.json", {**newer, "figures": {"hop1_known": figure}})
+    older = {**base, "date": "2026-12-02T12:00:00", "figures": {"hop1_known": {**figure, "k": 1}}}
+    write(folder, "conversations-old.json", older)
+    report = write_report(tmp_path).read_text()
+    section = report.split("## Held-out two-hop and follow-up questions")[1].split("\n## ")[0]
+    assert "| two-hop, edit on hop 1 (other hop known) | 75.0% (" in section  # 3 of 4
+    assert "conversations-new.json" in section and "conversations-old.json" not in section
+    assert "110 / 100 (1.10x, n=5)" in section
