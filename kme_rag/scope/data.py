@@ -523,15 +523,16 @@ def training_pairs(data_dir: Path, embedder: Embedder, seed: int = 0) -> Trainin
     pairs += mined_pairs(counterfact, unrelated, relations, rng)
     held_out = mquake_eval_statements(mq_dir / name for name in MQUAKE_EVAL_FILES)
     records = json.loads(mq_path.read_text())
-    clozes = json.loads(clozes_path.read_text())
-    bank = QuestionBank.build(records, clozes, held_out)
+    bank = None
+    if clozes_path.is_file():  # without the cloze templates, no question knows its relation
+        bank = QuestionBank.build(records, json.loads(clozes_path.read_text()), held_out)
     mq, counts = mquake_pairs(records, held_out, relations, rng, bank)
     pairs += mq
     count_kinds(pairs, counts)
     counts["relation_groups"] = len(set(groups.values()))
-    counts["bank_relations"] = len(bank.by_id)
-    counts["bank_phrasings"] = sum(len(t) for t in bank.by_id.values())
-    files = [cf_path, zsre_path, mq_path, questions_path, clozes_path]
+    counts["bank_relations"] = len(bank.by_id) if bank else 0
+    counts["bank_phrasings"] = sum(len(t) for t in bank.by_id.values()) if bank else 0
+    files = [cf_path, zsre_path, mq_path, questions_path, *([clozes_path] if bank else [])]
     hashes = {str(p.relative_to(data_dir)): sha(p) for p in files}
     return TrainingData(pairs, counts, hashes, relations, bank)
 

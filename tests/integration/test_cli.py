@@ -152,7 +152,7 @@ def test_bench_mquake_mello_runs_end_to_end_on_the_local_model(
 
 
 @pytest.mark.slow
-def test_bench_mquake_kme_walks_with_and_without_known_facts(
+def test_bench_mquake_walks_with_and_without_known_facts_and_through_the_editor(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KME_DATA_DIR", str(data_dir))
@@ -160,8 +160,8 @@ def test_bench_mquake_kme_walks_with_and_without_known_facts(
     summaries = {}
     for name, extra in (("plain", []), ("known", ["--known-facts"])):
         out = tmp_path / f"{name}.json"
-        kme(tmp_path / name, "bench", "mquake", "--method", "kme", "--n", "2", "--data", t50,
-            "--out", str(out), *extra)  # fmt: skip
+        kme(tmp_path / name, "bench", "mquake", "--method", "walker", "--n", "2", "--data",
+            t50, "--out", str(out), *extra)  # fmt: skip
         summaries[name] = json.loads(out.read_text())
         rows = out.with_suffix(".cases.jsonl").read_text().splitlines()
         hops = json.loads(rows[0])["questions"][0]["hops"]
@@ -177,6 +177,14 @@ def test_bench_mquake_kme_walks_with_and_without_known_facts(
     # MQuAKE-T edits a head of state/government: every walked chain crosses an edit
     assert plain["hop_sources"]["edit"] > 0 and plain["hop_sources"]["known"] == 0
     assert known["hop_sources"]["known"] > 0
+    assert plain["path"] == "walker alone (diagnostic)"
+    out = tmp_path / "editor.json"  # the same cases as `kme ask` answers them
+    kme(tmp_path / "editor", "bench", "mquake", "--method", "kme", "--n", "2", "--data", t50,
+        "--out", str(out))  # fmt: skip
+    editor = json.loads(out.read_text())
+    assert editor["path"] == "editor (as kme ask)"
+    assert sum(editor["routes"].values()) == 3 * editor["n"]
+    assert set(editor["routes"]) <= {"passthrough", "ike", "multihop"}
 
 
 def test_deleting_an_edit_written_into_the_weights_says_it_is_still_there(
