@@ -41,6 +41,7 @@ from kme_rag.memory.store import EditMemory
 from kme_rag.multihop.hops import RelationPrompts, ask_hop
 from kme_rag.multihop.mello import load_prompt, mello_answerer
 from kme_rag.multihop.walk import GraphWalker, build_walker
+from kme_rag.multihop.walk import Hop as WalkedHop
 from kme_rag.settings import Settings
 
 __all__ = [
@@ -90,6 +91,14 @@ def known_facts(path: Path, n: int | None = None) -> list[Edit]:
     return facts
 
 
+def _hop_rows(hops: Sequence[WalkedHop]) -> list[dict[str, str]]:
+    """A walk's hops as the rows record them (``kind``: edit, known or model)."""
+    return [
+        {"question": h.question, "answer": h.answer, "source": h.origin, "kind": h.source}
+        for h in hops
+    ]
+
+
 def _walk_answerer(walker: GraphWalker) -> Answerer:
     def answer(question: str) -> tuple[str | None, dict[str, Any]]:
         result = walker.answer(question)
@@ -98,10 +107,7 @@ def _walk_answerer(walker: GraphWalker) -> Answerer:
             "subject": result.subject,
             "chain": list(result.chain),
             "chain_score": round(result.chain_score, 4),
-            "hops": [
-                {"question": h.question, "answer": h.answer, "source": h.origin, "kind": h.source}
-                for h in result.hops
-            ],
+            "hops": _hop_rows(result.hops),
         }
 
     return answer
@@ -115,10 +121,7 @@ def _editor_answerer(editor: KnowledgeEditor) -> Answerer:
         return result.text, {
             "route": result.route,
             "edits": result.edit_ids,
-            "hops": [
-                {"question": h.question, "answer": h.answer, "source": h.origin, "kind": h.source}
-                for h in result.hops
-            ],
+            "hops": _hop_rows(result.hops),
         }
 
     return answer
