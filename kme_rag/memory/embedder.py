@@ -133,6 +133,12 @@ class MiniLMEmbedder:
     def dim(self) -> int:
         return 384
 
+    @property
+    def identity(self) -> str:
+        """What its vectors depend on (the model folder and the runtime): the key of
+        caches of its embeddings kept on disk."""
+        return f"minilm:{Path(self._path or default_embedder_path()).resolve()}:{self._runtime}"
+
     def _load(self) -> None:
         from tokenizers import Tokenizer
 

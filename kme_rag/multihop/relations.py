@@ -13,14 +13,20 @@ chains (depth ≤ 4), scoring each composed question by its embedding cosine wit
 masked question and by how well the chain's *types* line up: each relation's answered
 examples (``rel-prompts.json``) give it a subject type and an object type (mean
 embeddings), so "capital of" fits after "country of citizenship" and not after "sport".
-The compositions do not depend on the question, so their embeddings
-are cached across questions. The bank comes from MQuAKE's template files and grows with
-the relations of the stored edits (their cloze templates).
+The compositions do not depend on the question, so their embeddings are cached across
+questions: every chain of one and two hops is embedded once (:meth:`RelationBank.warm`,
+~2,000 texts, kept in a file under the cache folder when the embedder has an identity), so
+a question costs one embedding and a matrix product unless it is searched deeper (a
+question worded as a composition, or one whose best two-hop chain already beats every
+single relation). The bank comes from MQuAKE's template files and grows with the
+relations of the stored edits (their cloze templates).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +38,7 @@ import numpy as np
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.embedder import Embedder
 
-__all__ = ["Chain", "Relation", "RelationBank", "infer_chain", "noun_phrase"]
+__all__ = ["Chain", "Relation", "RelationBank", "composition_cache", "infer_chain", "noun_phrase"]
 
 SLOT = "[X]"
 # An edit template states a bank relation when its cosine with that relation's cloze is
@@ -180,6 +186,9 @@ class RelationBank:
     _cache: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
     _matched: dict[str, str] = field(default_factory=dict, repr=False)  # template -> id
     _types: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    # where composition embeddings persist between processes (None: in memory only)
+    cache_file: Path | None = None
+    _warm: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     @classmethod
     def from_mquake(cls, data_dir: Path, embedder: Embedder) -> RelationBank:
@@ -273,6 +282,55 @@ class RelationBank:
                 self._cache[chain] = vector
         return np.stack([self._cache[c] for c in chains])
 
+    def warm(self) -> int:
+        """Embed every chain of one and two hops not cached yet (read first from
+        :attr:`cache_file`, and written back when anything new was embedded). Runs again
+        only when relations were added. Returns how many texts were embedded."""
+        ids = frozenset(self.relations)
+        if ids == self._warm:
+            return 0
+        chains: list[tuple[str, ...]] = [(a,) for a in sorted(ids)]
+        chains += [(a, b) for a in sorted(ids) for b in sorted(ids) if a != b]
+        texts = {c: compose([self.relations[r] for r in c], "X") for c in chains}
+        stored = _read_vectors(self.cache_file) if self.cache_file else {}
+        for chain, text in texts.items():
+            if chain not in self._cache and text in stored:
+                self._cache[chain] = stored[text]
+        missing = [c for c in chains if c not in self._cache]
+        if missing:
+            self._vectors(missing)
+        if missing and self.cache_file is not None:
+            stored.update((texts[c], self._cache[c]) for c in chains)
+            _write_vectors(self.cache_file, stored)
+        self._warm = ids
+        return len(missing)
+
+
+def composition_cache(cache_dir: Path, identity: str) -> Path:
+    """The file under ``cache_dir`` that holds an embedder's composition embeddings."""
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+    return cache_dir / "compositions" / f"{digest}.npz"
+
+
+def _read_vectors(path: Path) -> dict[str, np.ndarray]:
+    """Text → embedding from an ``.npz`` written by :func:`_write_vectors` (empty when the
+    file is missing or unreadable: the cache is only ever a shortcut)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return dict(zip(data["texts"].tolist(), data["vectors"], strict=True))
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _write_vectors(path: Path, vectors: dict[str, np.ndarray]) -> None:
+    """Write atomically (a temporary file renamed over the old one), so a reader in
+    another process sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    texts = sorted(vectors)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(partial, texts=np.array(texts), vectors=np.stack([vectors[t] for t in texts]))
+    os.replace(partial, path)
+
 
 def infer_chain(
     bank: RelationBank,
@@ -285,6 +343,7 @@ def infer_chain(
     anchors: Iterable[str] = (),
     anchor_bonus: float = 0.05,
     type_weight: float = 0.3,
+    deepen_margin: float | None = None,
 ) -> list[Chain]:
     """Relation chains for a question whose subject is masked as "X", best first (and,
     when no single relation is among the ``beam`` best, the best single relation last).
@@ -297,7 +356,14 @@ def infer_chain(
     ``type_weight`` times :meth:`RelationBank.fit` of the chain to the ``subject``'s
     embedding (0 when no subject is given). Penalty, bonus and weight were set on the
     first 40 cases of MQuAKE-CF-slice300 and checked on its next 60 (type weight
-    0.3: 62% of cases with a right chain against 52% without)."""
+    0.3: 62% of cases with a right chain against 52% without).
+
+    With ``deepen_margin``, chains of three hops or more are searched only when the best
+    two-hop chain beats the best single relation by that margin: a question that two hops
+    do not explain better than one is not a deeper composition either, and the one- and
+    two-hop chains are all cached (:meth:`RelationBank.warm`), so such a question costs
+    no new embedding. None searches to ``max_hops`` always."""
+    bank.warm()
     vectors = bank.embedder.embed([masked_question, subject or ""])
     query_vector, subject_vector = vectors[0], vectors[1]
     weight = type_weight if subject else 0.0
@@ -314,6 +380,10 @@ def infer_chain(
         ranked = sorted(zip(chains, scores.tolist(), strict=True), key=lambda cs: -cs[1])
         scored.update(ranked)
         frontier = [c for c, _ in ranked[:beam]]
+        if depth == 1 and deepen_margin is not None:
+            singles = max(v for c, v in scored.items() if len(c) == 1)
+            if ranked[0][1] < singles + deepen_margin:
+                break
     ranked = sorted(scored.items(), key=lambda cs: -cs[1])
     best = ranked[:beam]
     single = next((cs for cs in ranked if len(cs[0]) == 1), None)

@@ -39,7 +39,13 @@ def test_each_kind_is_scored_by_what_a_user_sees() -> None:
         row("followup", "Sydney", "Perth", route="passthrough"),
         row("followup_other", "unedited", None, route="passthrough"),
         row("single", "walked", None, route="multihop", reference_ms=100.0, latency_ms=900.0),
-        row("single", "unedited", None, route="passthrough", asked="Who is the man who built it?"),
+        row(
+            "single",
+            "unedited",
+            None,
+            route="passthrough",
+            asked="Which country is the man who built it from?",
+        ),
     ]
     summary = summarise_conversations(rows)
     figures = summary["figures"]
