@@ -58,6 +58,7 @@ def choose(results: dict[str, dict[str, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--start", type=int, default=0, help="skip the split's first cases")
     parser.add_argument(
         "--split",
         choices=sorted(SPLITS),
@@ -73,7 +74,8 @@ def main() -> None:
     settings = Settings()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    cases = counterfact_cases(settings.data_dir / "counterfact" / SPLITS[args.split], args.n)
+    path = settings.data_dir / "counterfact" / SPLITS[args.split]
+    cases = counterfact_cases(path, args.start + args.n)[args.start :]
     scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"kme-ablation-{os.getpid()}"
     results = {}
     for name, rome in configs.items():
@@ -103,6 +105,7 @@ def main() -> None:
         json.dumps(
             {
                 "n": len(cases),
+                "start": args.start,
                 "split": SPLITS[args.split],
                 "configs": results,
                 "chosen": choose(results),

@@ -29,6 +29,7 @@ __all__ = [
     "Hop",
     "MquakeCase",
     "answered",
+    "by_edited_hop",
     "by_hops",
     "known_hops",
     "load_mquake",
@@ -128,6 +129,20 @@ def by_hops(cases: Sequence[MquakeCase], right: Sequence[bool]) -> dict[str, flo
     return {k: round(sum(v) / len(v), 4) for k, v in sorted(out.items())}
 
 
+def by_edited_hop(cases: Sequence[MquakeCase], right: Sequence[bool]) -> dict[str, Any]:
+    """Multi-hop accuracy by where the edits sit: ``first`` (the first hop is edited: the
+    question names the edited subject), ``later_only`` (the first hop is the model's and
+    an edit sits further on: the question names an unedited subject)."""
+    out: dict[str, list[bool]] = {}
+    for case, ok in zip(cases, right, strict=True):
+        if not case.new_hops or not any(h.edited for h in case.new_hops):
+            continue
+        out.setdefault("first" if case.new_hops[0].edited else "later_only", []).append(ok)
+    return {
+        k: {"accuracy": round(sum(v) / len(v), 4), "cases": len(v)} for k, v in sorted(out.items())
+    }
+
+
 Answerer = Callable[[str], tuple[str | None, dict[str, Any]]]  # question -> (answer, extra)
 
 
@@ -194,6 +209,7 @@ def summarise_mquake(
             "question_accuracy": round(sum(per_question) / len(per_question), 4),
             "original_multihop_accuracy": round(sum(original) / len(rows), 4),
             "accuracy_by_hops": by_hops(cases, new),
+            "accuracy_by_edited_hop": by_edited_hop(cases, new),
             "prior_baseline": prior_baseline(cases, "new"),
             "prior_baseline_original": prior_baseline(cases, "original"),
         },

@@ -238,6 +238,7 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
                 share_cell(round(m["question_accuracy"] * 3 * n), 3 * n),
                 pct(m.get("prior_baseline")),
                 f"{pct(m.get('known_hops_accuracy'))} ({m.get('known_hops_cases', DASH)})",
+                _edited_hop_cell(m.get("accuracy_by_edited_hop")),
                 f"{lat.get('p50', 0) / 1000:.2f} / {lat.get('p95', 0) / 1000:.2f}" if lat else DASH,
                 r.source,
             ]
@@ -250,10 +251,21 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
         "per question (3/case)",
         "prior baseline",
         "known-hops subset (cases)",
+        "edit on hop 1 / later hops only (cases)",
         "p50 / p95 s / question",
         "result",
     )
     return markdown_table(header, rows, numeric_from=2) if rows else []
+
+
+def _edited_hop_cell(split: dict[str, dict[str, Any]] | None) -> str:
+    """``first (n) / later_only (n)`` of :func:`~kme_rag.bench.mquake_metrics.by_edited_hop`."""
+    if not split:
+        return DASH
+    return " / ".join(
+        f"{pct(g['accuracy'])} ({g['cases']})" if (g := split.get(k)) else DASH
+        for k in ("first", "later_only")
+    )
 
 
 def _point_cells(p: dict[str, Any]) -> list[str]:

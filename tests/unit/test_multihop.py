@@ -120,6 +120,28 @@ def test_known_hops_probes_only_the_unedited_hops() -> None:
     assert metrics["unedited_hop_accuracy"] == 1.0 and metrics["multihop_accuracy"] == 0.5
 
 
+def test_accuracy_by_edited_hop_splits_first_hop_edits_from_later_ones() -> None:
+    from kme_rag.bench.mquake_metrics import Hop, by_edited_hop
+
+    def with_hops(case_id: str, *edited: bool) -> MquakeCase:
+        hops = tuple(Hop(f"q{i}", "P1", ("a",), edited=e) for i, e in enumerate(edited))
+        return MquakeCase(**{**case(case_id, "P1", "a", "b").__dict__, "new_hops": hops})
+
+    cases = [
+        with_hops("1", True, False),
+        with_hops("2", True, True),
+        with_hops("3", False, True),
+        with_hops("4", False, False, True),
+        with_hops("5", False, False),  # no edited hop: in neither group
+        case("6", "P1", "a", "b"),  # no hops recorded
+    ]
+    got = by_edited_hop(cases, [True, False, True, False, True, True])
+    assert got == {
+        "first": {"accuracy": 0.5, "cases": 2},
+        "later_only": {"accuracy": 0.5, "cases": 2},
+    }
+
+
 def test_hop_prompts_use_the_relation_examples(data_dir: Path) -> None:
     from kme_rag.multihop.hops import RelationPrompts, ask_hop
 

@@ -346,3 +346,23 @@ def test_the_conversation_set_gets_its_own_section_from_the_newest_run(tmp_path:
     assert "| two-hop, edit on hop 1 (other hop known) | 75.0% (" in section  # 3 of 4
     assert "conversations-new.json" in section and "conversations-old.json" not in section
     assert "110 / 100 (1.10x, n=5)" in section
+
+
+def test_the_mquake_row_splits_cases_by_the_edited_hop(tmp_path: Path) -> None:
+    metrics = {
+        "multihop_accuracy": 0.5,
+        "question_accuracy": 0.25,
+        "prior_baseline": 0.4,
+        "known_hops_accuracy": 0.75,
+        "known_hops_cases": 4,
+        "accuracy_by_edited_hop": {
+            "first": {"accuracy": 0.6, "cases": 5},
+            "later_only": {"accuracy": 0.2, "cases": 5},
+        },
+    }
+    run = {"dataset": "mquake:cf3k.json", "method": "kme", "path": "editor (as kme ask)", "n": 10}
+    write(tmp_path / "results" / "2026-12-04", "mquake.json", {**run, "metrics": metrics})
+    report = write_report(tmp_path).read_text()
+    section = report.split("## Portability: MQuAKE multi-hop")[1].split("\n## ")[0]
+    assert "edit on hop 1 / later hops only (cases)" in section
+    assert "| 60.0% (5) / 20.0% (5) |" in section
