@@ -20,7 +20,7 @@ from kme_rag.errors import KmeError, ValidationError
 from kme_rag.memory.aliases import subject_names
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import Format
-from kme_rag.memory.store import EditMemory
+from kme_rag.memory.store import EditMemory, TextAdded
 from kme_rag.server.cli import serve
 from kme_rag.settings import Settings
 from kme_rag.whitebox.cli import whitebox_app
@@ -106,6 +106,11 @@ def edit_add(
         "subject_aliases": subject_alias,
         "target_aliases": target_alias,
     }
+    if text is not None and subject is None and relation is None and new is None:
+        if old or prompt or subject_alias or target_alias:
+            raise ValidationError("--text takes no --old, --prompt or alias options")
+        _echo_text_added(_memory(ctx).add_text(text))
+        return
     edit = parse_edit({k: v for k, v in fields.items() if v is not None})
     own = (edit.subject, *edit.subject_aliases)
     known = [n for n in subject_names(edit) if n not in own]
@@ -120,6 +125,28 @@ def edit_add(
         typer.echo(f"  {'ok ' if ok else 'MISS'} {text!r} → {answer!r}", err=True)
     if check.written:
         typer.echo("  the in-context route missed: written into the local weights", err=True)
+
+
+def _echo_text_added(added: TextAdded) -> None:
+    """The ids written (stdout) and what was understood (stderr), one fact per line."""
+    for edit in added.stored:
+        typer.echo(edit.id)
+    if not added.understood:
+        typer.echo("  no fact understood: stored as a statement (in-context only)", err=True)
+    for edit in added.stored if added.understood else ():
+        replaced = f"  (supersedes {edit.supersedes})" if edit.supersedes else ""
+        typer.echo(
+            f"  understood: {edit.subject} | {edit.relation} | {edit.target_new}{replaced}",
+            err=True,
+        )
+    for edit in added.restated:
+        typer.echo(f"  already stored: {edit.id}  {edit.statement}", err=True)
+    if added.understood:
+        typer.echo(
+            "  wrong? `kme edit delete <id>` (or `kme edit undo`) and add the triple "
+            "with --subject/--relation/--new",
+            err=True,
+        )
 
 
 @edit_app.command("list")

@@ -72,8 +72,12 @@ def run_demo(settings: Settings, *, use_settings_store: bool = False) -> None:
         Edit(subject="Japan", relation="capital", target_new="Osaka", target_true="Tokyo")
     )
     console.print(f"  + {renamed.id}  {renamed.statement}  (supersedes {renamed.supersedes})")
-    text = memory.add(Edit(statement="The Louvre moved to Lyon in 2026."))
-    console.print(f"  + {text.id}  {text.statement}  (free-text edit)")
+    news = "The Louvre moved to Lyon in 2026."
+    added = memory.add_text(news)
+    console.print(f"  + free text: {news!r}, understood as:")
+    for edit in added.stored:
+        fact = f"{edit.subject} | {edit.relation} | {edit.target_new}"
+        console.print(escape(f"      {edit.id}  {fact}  →  {edit.statement}"))
 
     console.print("\n[bold]History of (Japan, capital)[/bold]")
     for edit in memory.history("Japan", "capital"):

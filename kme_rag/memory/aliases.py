@@ -34,7 +34,7 @@ import re
 from kme_rag.memory.edit import Edit, normalise_name
 from kme_rag.memory.mention import name_tokens
 
-__all__ = ["known_aliases", "subject_names", "target_names"]
+__all__ = ["is_country", "known_aliases", "subject_names", "target_names"]
 
 _CODE = re.compile(r"^[A-Z]{2,3}$")
 # In WikiText-2's running text (validation + test) the two-letter initials of other
@@ -135,6 +135,11 @@ def known_aliases(name: str) -> tuple[str, ...]:
     ``("United Kingdom", …)``."""
     spellings = _table().get(normalise_name(name), ())
     return tuple(s for s in spellings if normalise_name(s) != normalise_name(name))
+
+
+def is_country(name: str) -> bool:
+    """Whether the gazetteer knows ``name`` as a country's spelling."""
+    return normalise_name(name) in _table()
 
 
 def _names(name: str | None, aliases: tuple[str, ...]) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from kme_rag.errors import ValidationError
 
 __all__ = [
     "MAX_FIELD_CHARS",
+    "MAX_TEXT_CHARS",
     "Edit",
     "EditStatus",
     "new_change_id",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 MAX_FIELD_CHARS = 1000
+MAX_TEXT_CHARS = 8000  # a passage whose facts were extracted (``derived_from``)
 EditStatus = Literal["active", "superseded", "deleted"]
 
 _TEXT_FIELDS = ("subject", "relation", "target_new", "target_true", "prompt", "statement")
@@ -104,6 +106,7 @@ class Edit(BaseModel):
     deleted_change_id: str | None = None
     superseded_change_id: str | None = None  # the change that made it superseded
     origin: str | None = None  # "namespace/id" of the edit this one was copied from
+    derived_from: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)  # source text
 
     @field_validator(*_TEXT_FIELDS, "source", mode="before")
     @classmethod

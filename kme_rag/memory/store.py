@@ -67,12 +67,14 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
+    from kme_rag.memory.extract import Extractor
     from kme_rag.settings import Settings
 
 __all__ = [
     "SCHEMA_VERSION",
     "EditMemory",
     "SearchHit",
+    "TextAdded",
     "UndoResult",
     "merge_hits",
     "open_chroma",
@@ -241,6 +243,25 @@ class _Stamps:
             embeddings=np.ones((1, 1), dtype=np.float32),
             metadatas=[{"value": value}],
         )
+
+
+def _same_object(stored: Edit, new: Edit) -> bool:
+    """Whether ``new`` names the object ``stored`` already has (or one of its aliases)."""
+    names = {normalise_name(n) for n in (stored.target_new or "", *stored.target_aliases)}
+    return normalise_name(new.target_new or "") in names
+
+
+@dataclass(frozen=True)
+class TextAdded:
+    """What :meth:`EditMemory.add_text` did with a text: the records it wrote (its facts,
+    or the statement itself when nothing was ``understood``), the stored edits the text
+    only restated (nothing written for them) and the ids its facts superseded."""
+
+    text: str
+    stored: tuple[Edit, ...]
+    restated: tuple[Edit, ...]
+    superseded: tuple[str, ...]
+    understood: bool
 
 
 class EditMemory:
@@ -738,6 +759,38 @@ class EditMemory:
         ]
         self._refuse_taken(fresh)
         return self._write(fresh, link=True, progress=progress)
+
+    def add_text(
+        self, text: str, *, extractor: Extractor | None = None, **fields: Any
+    ) -> TextAdded:
+        """Store what a free-text statement says, as one change (undone together).
+
+        The extractor (default: :class:`~kme_rag.memory.extract.PatternExtractor`) reads
+        (subject, relation, object) facts from the text; each becomes a structured edit
+        with ``derived_from`` = the text. Reconciled with what is stored: a fact that
+        restates the active edit of its (subject, relation) is not written; one that
+        contradicts it supersedes it (history keeps both). A text nothing is understood
+        in is stored as it is, a statement-only edit. ``fields`` (``source``, ``id``…) go
+        on every record written."""
+        from kme_rag.memory.extract import PatternExtractor
+
+        facts = (extractor or PatternExtractor()).extract(text)
+        if not facts:
+            stored = self.add_many([Edit.model_validate({"statement": text, **fields})])
+            return TextAdded(text, tuple(stored), (), (), understood=False)
+        edits = [f.to_edit(text, **fields) for f in facts]
+        with self._lock:
+            current, _ = _newest_per_key(self._active_of_keys([_key_meta(e) for e in edits]))
+            holder = {_key_meta(e): e for e in current}
+            restated = [
+                holder[k]
+                for e in edits
+                if (k := _key_meta(e)) in holder and _same_object(holder[k], e)
+            ]
+            fresh = [e for e in edits if _key_meta(e) not in {_key_meta(r) for r in restated}]
+            stored = self.add_many(fresh) if fresh else []
+        superseded = tuple(e.supersedes for e in stored if e.supersedes)
+        return TextAdded(text, tuple(stored), tuple(restated), superseded, understood=True)
 
     def restore(self, edits: Sequence[Edit], *, progress: Progress | None = None) -> list[Edit]:
         """Write exported edits back: this namespace's exactly as they were (ids,

@@ -25,6 +25,7 @@ from kme_rag.server.schemas import (
     DeletedEdit,
     EditList,
     Health,
+    TextEdits,
     UndoneChange,
 )
 from kme_rag.server.tenants import Tenant
@@ -139,8 +140,21 @@ _TAKEN: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/v1/edits", tags=["edits"], responses={**_ERRORS, **_TAKEN})
-async def add_edits(body: Edit | list[Edit], tenant: Changing) -> Edit | EditList:
+async def add_edits(
+    body: Edit | list[Edit],
+    tenant: Changing,
+    extract: Annotated[
+        bool, Query(description="Read a single statement's facts (false: store it as is).")
+    ] = True,
+) -> Edit | EditList | TextEdits:
     """Add one edit (an Edit object) or a batch (a list, stored as one change).
+
+    A single edit with only a ``statement`` (free text: "The Louvre moved to Lyon.") is
+    read into its facts, stored as structured edits linked to the text (``derived_from``)
+    in one change, and answered with a ``TextEdits`` object: the facts written, the stored
+    edits it only restated, what they superseded — or, when nothing was understood, the
+    statement stored as it is (``understood: false``). ``extract=false``, an explicit
+    ``id`` or a batch store statements as they are.
 
     Ids are unique per namespace. Leave ``id`` out and the server draws one; an ``id``
     already present in this namespace (any status) is refused with 409 and nothing is
@@ -151,6 +165,16 @@ async def add_edits(body: Edit | list[Edit], tenant: Changing) -> Edit | EditLis
     if not edits:
         raise ValidationError("expected at least one edit, got an empty list")
     _check_namespace(edits, tenant.namespace)
+    if (
+        isinstance(body, Edit)
+        and extract
+        and not body.structured
+        and "id" not in body.model_fields_set
+    ):
+        added = await _in_thread(
+            tenant.write, lambda m: m.add_text(body.statement, source=body.source)
+        )
+        return TextEdits.of(added)
     stored = await _in_thread(tenant.write, lambda m: m.add_many(edits))
     return EditList(data=stored) if isinstance(body, list) else stored[0]
 

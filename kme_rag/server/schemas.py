@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kme_rag.memory.edit import Edit
+from kme_rag.memory.store import TextAdded
 
 __all__ = [
     "ChatCompletionRequest",
@@ -22,6 +23,7 @@ __all__ = [
     "EditList",
     "Health",
     "KmeInfo",
+    "TextEdits",
     "UndoneChange",
 ]
 
@@ -75,6 +77,27 @@ class KmeInfo(BaseModel):
 class EditList(BaseModel):
     object: Literal["list"] = "list"
     data: list[Edit]
+
+
+class TextEdits(BaseModel):
+    """What a free-text statement was stored as (see ``POST /v1/edits``)."""
+
+    object: Literal["edit.text"] = "edit.text"
+    text: str
+    understood: bool
+    data: list[Edit]  # the records written: the facts, or the statement itself
+    restated: list[Edit]  # stored edits the text only restated (nothing written)
+    superseded: list[str]  # ids the facts replaced
+
+    @classmethod
+    def of(cls, added: TextAdded) -> TextEdits:
+        return cls(
+            text=added.text,
+            understood=added.understood,
+            data=list(added.stored),
+            restated=list(added.restated),
+            superseded=list(added.superseded),
+        )
 
 
 class DeletedEdit(BaseModel):

@@ -182,3 +182,36 @@ def test_search_sees_only_active_edits_of_its_namespace_when_others_crowd_it(
     assert [h.edit.namespace for h in hits] == ["default"] * 2
     assert hits[0].edit.id == mine.id
     assert superseded.id not in {h.edit.id for h in hits}
+
+
+def test_a_text_becomes_its_facts_reconciled_with_what_is_stored(memory: EditMemory) -> None:
+    old = memory.add(fact("Brightloop", "chief executive officer", "Ann Lee"))
+    same = memory.add(fact("Kenya", "capital", "Mombasa"))
+    text = (
+        "Kenya's capital is Mombasa. Dana Kim is the new CEO of Brightloop, and the "
+        "company moved its headquarters to Denver in May."
+    )
+    added = memory.add_text(text, source="notes")
+    assert added.understood and added.restated == (same,)  # a restatement writes nothing
+    got = {(e.subject, e.relation, e.target_new) for e in added.stored}
+    assert got == {
+        ("Brightloop", "chief executive officer", "Dana Kim"),
+        ("Brightloop", "headquarters", "Denver"),
+    }
+    assert all(e.derived_from == text and e.source == "notes" for e in added.stored)
+    assert added.superseded == (old.id,) and memory.get(old.id).status == "superseded"
+    assert {e.id for e in memory.history("Brightloop", "chief executive officer")} == {
+        old.id,
+        *(e.id for e in added.stored if e.relation == "chief executive officer"),
+    }
+    assert graph_matches_chroma(memory)
+    undone = memory.undo()  # the text's facts are one change: undone together
+    assert set(undone.removed) == {e.id for e in added.stored}
+    assert memory.get(old.id).status == "active"
+
+
+def test_a_text_nothing_is_understood_in_stays_a_statement(memory: EditMemory) -> None:
+    added = memory.add_text("Remember to be kind to the interns.")
+    assert not added.understood and len(added.stored) == 1
+    assert not added.stored[0].structured
+    assert added.stored[0].statement == "Remember to be kind to the interns."
