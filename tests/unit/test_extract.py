@@ -101,3 +101,15 @@ def test_the_shipped_catalogue_is_what_the_data_builds(data_dir: Path) -> None:
     catalogue = load_catalogue()
     assert {"P36", "P131", "P169", "P1448", "P54"} <= set(catalogue)
     assert all("{}" in r.cloze and "{}" in r.question for r in catalogue.values())
+
+
+def test_the_held_out_free_text_set_matches_its_recorded_sha256() -> None:
+    import hashlib
+    import re
+
+    folder = Path(__file__).parents[2] / "benchmarks" / "heldout"
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    recorded = re.search(r"sha256 \(freetext-v1\.jsonl\): ([0-9a-f]{64})", readme)
+    assert recorded is not None
+    data = (folder / "freetext-v1.jsonl").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == recorded.group(1)
