@@ -134,6 +134,9 @@ def _echo_text_added(added: TextAdded) -> None:
     if not added.understood:
         typer.echo("  no fact understood: stored as a statement (in-context only)", err=True)
     for edit in added.stored if added.understood else ():
+        if not edit.structured:
+            typer.echo(f"  not understood, kept as a statement: {edit.statement}", err=True)
+            continue
         replaced = f"  (supersedes {edit.supersedes})" if edit.supersedes else ""
         typer.echo(
             f"  understood: {edit.subject} | {edit.relation} | {edit.target_new}{replaced}",

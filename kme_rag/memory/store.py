@@ -254,8 +254,9 @@ def _same_object(stored: Edit, new: Edit) -> bool:
 @dataclass(frozen=True)
 class TextAdded:
     """What :meth:`EditMemory.add_text` did with a text: the records it wrote (its facts,
-    or the statement itself when nothing was ``understood``), the stored edits the text
-    only restated (nothing written for them) and the ids its facts superseded."""
+    and a statement-only edit of the sentences no fact was read from; the statement
+    itself when nothing was ``understood``), the stored edits the text only restated
+    (nothing written for them) and the ids its facts superseded."""
 
     text: str
     stored: tuple[Edit, ...]
@@ -770,15 +771,23 @@ class EditMemory:
         with ``derived_from`` = the text. Reconciled with what is stored: a fact that
         restates the active edit of its (subject, relation) is not written; one that
         contradicts it supersedes it (history keeps both). A text nothing is understood
-        in is stored as it is, a statement-only edit. ``fields`` (``source``, ``id``…) go
-        on every record written."""
-        from kme_rag.memory.extract import PatternExtractor
+        in is stored as it is, a statement-only edit; so are the sentences of a passage
+        no fact was read from (one statement-only edit beside the facts). ``fields``
+        (``source``, ``id``…) go on every record written."""
+        from kme_rag.memory.extract import PatternExtractor, split_sentences
 
         facts = (extractor or PatternExtractor()).extract(text)
         if not facts:
             stored = self.add_many([Edit.model_validate({"statement": text, **fields})])
             return TextAdded(text, tuple(stored), (), (), understood=False)
         edits = [f.to_edit(text, **fields) for f in facts]
+        read = {f.sentence for f in facts}
+        rest = " ".join(s for s in split_sentences(text) if s not in read)
+        kept = (
+            [Edit.model_validate({"statement": rest, "derived_from": text, **fields})]
+            if rest
+            else []
+        )
         with self._lock:
             current, _ = _newest_per_key(self._active_of_keys([_key_meta(e) for e in edits]))
             holder = {_key_meta(e): e for e in current}
@@ -788,6 +797,7 @@ class EditMemory:
                 if (k := _key_meta(e)) in holder and _same_object(holder[k], e)
             ]
             fresh = [e for e in edits if _key_meta(e) not in {_key_meta(r) for r in restated}]
+            fresh += kept  # what was not understood is kept, not dropped
             stored = self.add_many(fresh) if fresh else []
         superseded = tuple(e.supersedes for e in stored if e.supersedes)
         return TextAdded(text, tuple(stored), tuple(restated), superseded, understood=True)

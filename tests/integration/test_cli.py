@@ -208,3 +208,18 @@ def test_deleting_an_edit_written_into_the_weights_says_it_is_still_there(
     assert "still written" not in kme(store, "edit", "rm", kept).stderr
     warned = kme(store, "edit", "rm", written).stderr
     assert f"{written} is still written into the local weights (delta {record.id})" in warned
+
+
+def test_edit_add_text_prints_the_facts_it_understood(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    text = "Kenya's new capital is Mombasa. The weather was lovely."
+    added = kme(store, "edit", "add", "--text", text)
+    ids = added.stdout.split()
+    assert len(ids) == 2 and all(i.startswith("e_") for i in ids)
+    assert "understood: Kenya | capital | Mombasa" in added.stderr
+    assert "kept as a statement: The weather was lovely." in added.stderr
+    listed = json.loads(kme(store, "edit", "list", "--json").stdout)
+    fact = next(e for e in listed if e["subject"] == "Kenya")
+    assert fact["relation_id"] == "P36" and fact["derived_from"] == text
+    again = kme(store, "edit", "add", "--text", "Kenya's capital is now Mombasa.")
+    assert again.stdout.strip() == "" and f"already stored: {fact['id']}" in again.stderr

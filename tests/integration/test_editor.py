@@ -201,6 +201,26 @@ def test_real_model_states_the_edit_and_keeps_unrelated_answers(memory: EditMemo
     assert unrelated.text == backend.chat([{"role": "user", "content": question}])
 
 
+@pytest.mark.slow
+def test_a_statement_becomes_a_fact_that_changes_its_answer_on_the_real_model(
+    memory: EditMemory,
+) -> None:
+    added = memory.add_text("The Louvre moved to Lyon in 2026.")
+    assert [(e.subject, e.relation_id, e.target_new) for e in added.stored] == [
+        ("The Louvre", "P131", "Lyon")
+    ]
+    backend = LlamaCppBackend()
+    editor = KnowledgeEditor(backend, memory)
+    for question in ("Where is the Louvre now?", "which city is the louvre in"):
+        answer = editor.ask(question)
+        assert "Lyon" in answer.text and answer.edits[0].id == added.stored[0].id, question
+    for question in ("When was the Louvre founded?", "Which city is the British Museum in?"):
+        kept = editor.ask(question)
+        assert kept.route == "passthrough", question
+        asked = [{"role": "user", "content": question}]
+        assert kept.text == backend.chat(asked, max_tokens=editor.params.max_tokens)
+
+
 def test_a_follow_up_turn_is_judged_as_the_conversation_resolves_it(memory: EditMemory) -> None:
     model = Recorder(" of Rome.")
     editor = KnowledgeEditor(CallableBackend(model), memory)

@@ -137,3 +137,26 @@ def test_with_keys_a_client_off_loopback_is_asked_for_a_key(
     app = create_app(proxy_settings(tmp_path, dead_upstream()), embedder=embedder)
     health, edits, _ = through(app, ("203.0.113.5", 4000))
     assert health.status_code == 200 and edits.status_code == 401
+
+
+def test_a_posted_statement_is_read_into_facts_in_the_callers_namespace(keyed: str) -> None:
+    text = {"statement": "Acme Corp has moved its headquarters to Austin. Lunch was good."}
+    response = httpx.post(f"{keyed}/edits", json=text, headers=bearer(ADMIN, "tenant-a"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "edit.text" and body["understood"] is True
+    fact, kept = body["data"]
+    assert (fact["subject"], fact["relation_id"], fact["target_new"]) == (
+        "Acme Corp",
+        "P159",
+        "Austin",
+    )
+    assert kept["subject"] is None and kept["statement"] == "Lunch was good."
+    assert {fact["namespace"], kept["namespace"]} == {"tenant-a"}
+    listed = httpx.get(f"{keyed}/edits", headers=bearer(ADMIN, "tenant-a")).json()["data"]
+    assert {e["id"] for e in listed} == {fact["id"], kept["id"]}
+    assert httpx.get(f"{keyed}/edits", headers=bearer(ADMIN)).json()["data"] == []
+    raw = httpx.post(
+        f"{keyed}/edits?extract=false", json=text, headers=bearer(ADMIN, "tenant-a")
+    ).json()
+    assert raw["statement"] == text["statement"] and raw["subject"] is None
