@@ -18,12 +18,14 @@ CounterFact's *training* records); it is the alternative the free-text benchmark
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
 
+from kme_rag.memory.aliases import is_country
 from kme_rag.memory.catalogue import RelationInfo, load_catalogue
 from kme_rag.memory.edit import Edit, normalise_name
 
@@ -32,6 +34,7 @@ __all__ = [
     "Extractor",
     "ModelExtractor",
     "PatternExtractor",
+    "default_extractor",
     "split_sentences",
 ]
 
@@ -99,7 +102,7 @@ _LEAD = re.compile(
 )
 _ADVERBS = re.compile(
     r"\b(now|currently|officially|recently|finally|formally|newly|just|already|"
-    r"permanently|reportedly|officially|today|yesterday|this week|last week|"
+    r"permanently|reportedly|today|yesterday|this week|last week|"
     r"effectively|quietly|eventually|also)\b,?\s*",
     re.IGNORECASE,
 )
@@ -145,12 +148,12 @@ _GENERIC = (
     "publisher|studio|label|party|government|building|tower|landmark|monument|restaurant|"
     "hotel|stadium|venue|office|lab|laboratory"
 )
-_PRONOUN = re.compile(
-    rf"^(?:it|they|he|she|this|that|(?:the|this|that|our|their) (?:{_GENERIC}))$",
-    re.IGNORECASE,
+_PERSONAL = "it|they|he|she"
+_PRONOUN = re.compile(  # a subject standing for one named before
+    rf"^(?:{_PERSONAL}|this|that|(?:the|this|that|our|their) (?:{_GENERIC}))$", re.IGNORECASE
 )
-_REFERS = re.compile(
-    rf"^(?:it|they|he|she|its|their|his|her|(?:the|this|that) (?:{_GENERIC}))\b", re.IGNORECASE
+_REFERS = re.compile(  # a clause opening with one
+    rf"^(?:{_PERSONAL}|its|their|his|her|(?:the|this|that) (?:{_GENERIC}))\b", re.IGNORECASE
 )
 _NEW = re.compile(r"(\b(?:the|its|their|his|her|our|a)|'s)\s+new\s+")
 _POSSESSIVE_LEAD = re.compile(r"^(its|their|his|her)\s+", re.IGNORECASE)
@@ -264,6 +267,12 @@ class PatternExtractor:
         return best[1] if best else None
 
 
+@functools.cache
+def default_extractor() -> PatternExtractor:
+    """One pattern extractor per process: its patterns are compiled once."""
+    return PatternExtractor()
+
+
 def _clauses(text: str, last: str | None) -> list[str]:
     """``"X moved to Y and is led by Z"`` → ``["X moved to Y", "X is led by Z"]``: a part
     after "and" that starts with a verb continues the subject before it."""
@@ -304,8 +313,6 @@ def _kind_fit(rid: str, obj: str) -> int:
     """1 when the object's kind fits a relation that shares its pattern with others
     (a country for the country relations, a continent for the continent one), -1 when it
     fits another of them, else 0."""
-    from kme_rag.memory.aliases import is_country
-
     name = normalise_name(obj)
     if name in _CONTINENTS:
         return 1 if rid == "P30" else -1

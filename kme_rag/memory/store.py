@@ -774,9 +774,9 @@ class EditMemory:
         in is stored as it is, a statement-only edit; so are the sentences of a passage
         no fact was read from (one statement-only edit beside the facts). ``fields``
         (``source``, ``id``…) go on every record written."""
-        from kme_rag.memory.extract import PatternExtractor, split_sentences
+        from kme_rag.memory.extract import default_extractor, split_sentences
 
-        facts = (extractor or PatternExtractor()).extract(text)
+        facts = (extractor or default_extractor()).extract(text)
         if not facts:
             stored = self.add_many([Edit.model_validate({"statement": text, **fields})])
             return TextAdded(text, tuple(stored), (), (), understood=False)
@@ -796,7 +796,8 @@ class EditMemory:
                 for e in edits
                 if (k := _key_meta(e)) in holder and _same_object(holder[k], e)
             ]
-            fresh = [e for e in edits if _key_meta(e) not in {_key_meta(r) for r in restated}]
+            same = {_key_meta(r) for r in restated}
+            fresh = [e for e in edits if _key_meta(e) not in same]
             fresh += kept  # what was not understood is kept, not dropped
             stored = self.add_many(fresh) if fresh else []
         superseded = tuple(e.supersedes for e in stored if e.supersedes)
