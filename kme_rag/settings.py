@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         default=False,
         description="kme serve: walk multi-hop chat questions over the edits (route "
         "'multihop'); the hops the model answers go to the upstream. Off by default: it "
-        "builds a relation bank per namespace (MQuAKE templates under data_dir).",
+        "builds a relation bank per namespace (MQuAKE's templates, shipped in the package).",
     )
     refresh_interval_s: float = Field(
         default=0.5,

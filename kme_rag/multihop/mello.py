@@ -69,8 +69,11 @@ class MelloResult:
         return text.count("contradicts"), text.count("does not contradict")
 
 
-def load_prompt(data_dir: Path) -> str:
-    return (data_dir / "mquake" / "prompts" / "MeLLo-prompt.txt").read_text(encoding="utf-8")
+def load_prompt(data_dir: Path | None = None) -> str:
+    """MeLLo's few-shot prompt: under ``data_dir`` when given, else the shipped copy."""
+    from kme_rag.multihop.hops import prompts_folder
+
+    return (prompts_folder(data_dir) / "MeLLo-prompt.txt").read_text(encoding="utf-8")
 
 
 def parse_round(generated: str, loose: bool = False) -> MelloRound:

@@ -191,10 +191,13 @@ class RelationBank:
     _warm: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     @classmethod
-    def from_mquake(cls, data_dir: Path, embedder: Embedder) -> RelationBank:
+    def from_mquake(cls, data_dir: Path | None, embedder: Embedder) -> RelationBank:
         """The 44 Wikidata relations of MQuAKE's template files (an empty bank when the
-        files are absent: the stored edits' relations are then the only ones)."""
-        folder = data_dir / "mquake" / "prompts"
+        files are absent: the stored edits' relations are then the only ones); ``data_dir``
+        None reads the copies shipped in the package."""
+        from kme_rag.multihop.hops import prompts_folder
+
+        folder = prompts_folder(data_dir)
         if not (folder / "question_templates.json").is_file():
             return cls({}, embedder)
         questions = json.loads((folder / "question_templates.json").read_text(encoding="utf-8"))

@@ -421,29 +421,26 @@ def build_walker(
     params: WalkParams | None = None,
 ) -> GraphWalker:
     """The graph walk over ``memory``'s edits: relations from MQuAKE's template files
-    under ``settings.data_dir`` (when present) plus the stored edits' templates, the
-    trained scope, and MeLLo (loose) as the fallback when its prompt file is present.
+    (shipped in the package; no data folder is read) plus the stored edits' templates,
+    the trained scope, and MeLLo (loose) as the fallback.
     ``known`` defaults to the facts of ``settings.known_namespace`` when that is set."""
-    bank = RelationBank.from_mquake(settings.data_dir, memory.embedder)
+    bank = RelationBank.from_mquake(None, memory.embedder)
     if (identity := getattr(memory.embedder, "identity", None)) is not None:
         bank.cache_file = composition_cache(settings.cache_dir, identity)
     bank.add_edits(memory.graph.edits())
     if known is None and settings.known_namespace:
         namespace = settings.known_namespace
         known = EditMemory.open(settings, embedder=memory.embedder, namespace=namespace).graph
-    fallback = None
-    prompt_file = settings.data_dir / "mquake" / "prompts" / "MeLLo-prompt.txt"
-    if prompt_file.is_file():
-        mello = mello_answerer(backend, memory, load_prompt(settings.data_dir))
+    mello = mello_answerer(backend, memory, load_prompt())
 
-        def fallback(question: str) -> str | None:
-            return mello(question)[0]
+    def fallback(question: str) -> str | None:
+        return mello(question)[0]
 
     return GraphWalker(
         backend,
         memory,
         bank,
-        RelationPrompts.load(settings.data_dir),
+        RelationPrompts.load(),
         TrainedScope(memory.embedder),
         known=known,
         params=params or WalkParams(),

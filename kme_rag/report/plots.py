@@ -60,8 +60,9 @@ DPI = 110
 
 
 def _figure() -> Any:
-    import matplotlib
+    from kme_rag.extras import require
 
+    matplotlib = require("matplotlib", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

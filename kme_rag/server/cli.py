@@ -37,8 +37,10 @@ def bind_host(settings: Settings, host: str) -> tuple[str, str | None]:
 
 def run(settings: Settings, host: str, port: int) -> None:
     """Serve the proxy until interrupted."""
-    import uvicorn
+    from kme_rag.extras import require
 
+    require("fastapi", "kme serve")
+    uvicorn = require("uvicorn", "kme serve")
     from kme_rag.server.app import create_app
 
     host, why = bind_host(settings, host)

@@ -11,8 +11,9 @@ __all__ = ["plot_trace"]
 
 def plot_trace(trace: CausalTrace, title: str, out: Path) -> None:
     """Bars of the indirect effect per layer: the block output and the MLP output."""
-    import matplotlib
+    from kme_rag.extras import require
 
+    matplotlib = require("matplotlib", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -262,3 +262,33 @@ def test_a_walk_that_no_edit_can_answer_asks_the_model_nothing(
     assert sent == [f"Q: {question}\nA:"]  # no hop asked: no relation of its chain is edited
     walked = editor.multihop.answer(question, fallback=False) if editor.multihop else None
     assert walked is not None and walked.hops  # the walker alone still walks it (diagnostic)
+
+
+def test_the_shipped_mquake_prompts_are_the_data_folders_files(data_dir: Path) -> None:
+    from kme_rag.multihop.hops import MQUAKE_PROMPTS
+
+    shipped = sorted(p.name for p in MQUAKE_PROMPTS.iterdir())
+    assert shipped == [
+        "MeLLo-prompt.txt",
+        "cloze_templates.json",
+        "question_templates.json",
+        "rel-prompts.json",
+    ]
+    for name in shipped:
+        source = data_dir / "mquake" / "prompts" / name
+        assert (MQUAKE_PROMPTS / name).read_bytes() == source.read_bytes(), name
+
+
+def test_the_walk_users_run_reads_no_data_folder(
+    tmp_path: Path, memory: EditMemory, data_dir: Path
+) -> None:
+    """An installed kme_rag has no ../shared/data: the walk's relations, hop prompts and
+    MeLLo fallback come from the package, as complete as with the data folder."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    backend, _ = recording("Paris")
+    walk = build_walker(Settings(store=tmp_path / "s", data_dir=empty), backend, memory)
+    with_data = RelationBank.from_mquake(data_dir, memory.embedder)
+    assert set(walk.bank.relations) == set(with_data.relations) and len(with_data.relations) > 30
+    assert walk.prompts.questions == RelationPrompts.load(data_dir).questions
+    assert walk.fallback is not None
