@@ -51,11 +51,17 @@ def wait_http(url: str, process: subprocess.Popen[bytes] | None, timeout_s: floa
 
 @contextmanager
 def serve(
-    command: list[str], port: int, ready_path: str, log: Path, timeout_s: float = 60
+    command: list[str],
+    port: int,
+    ready_path: str,
+    log: Path,
+    timeout_s: float = 60,
+    env: dict[str, str] | None = None,
 ) -> Iterator[None]:
-    """Run a server process until the block ends, once ``ready_path`` answers 200."""
+    """Run a server process until the block ends, once ``ready_path`` answers 200
+    (``env``: its whole environment; ours when None)."""
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             wait_http(f"http://127.0.0.1:{port}{ready_path}", process, timeout_s)
             yield
