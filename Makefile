@@ -13,7 +13,7 @@ LLAMA_CPP   ?= llama-cpp-python==0.3.36
 LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 WHEELS := $(HOME)/.cache/kme_rag/wheels/$(shell echo '$(LLAMA_CPP) $(LLAMA_CMAKE)' | sha256sum | cut -c1-12)
 
-.PHONY: setup demo test lint typecheck pytest bench-memory clean
+.PHONY: setup demo test lint typecheck pytest bench-memory wheel clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ pytest: setup
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# The wheel users install: built in the full environment, so setup.py writes the embedder's
+# ONNX graph into it (the core then never needs torch).
+wheel: setup
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
 
 bench-memory: setup
 	$(BIN)/python benchmarks/experiments/memory_bench.py --out benchmarks/results
