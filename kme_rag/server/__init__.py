@@ -27,6 +27,10 @@ __all__ = ["create_app"]
 def __getattr__(name: str) -> Any:
     """``create_app`` is imported on first use, so ``kme`` starts without the web stack."""
     if name == "create_app":
+        from kme_rag.extras import require
+
+        require("fastapi", "kme_rag.server.create_app")
+        require("uvicorn", "kme_rag.server.create_app")
         from kme_rag.server.app import create_app
 
         return create_app

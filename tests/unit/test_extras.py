@@ -26,6 +26,14 @@ def test_require_names_the_extra_of_a_missing_module(monkeypatch: pytest.MonkeyP
     assert caught.value.message.startswith("kme serve needs the optional package 'uvicorn'")
 
 
+def test_the_library_names_the_server_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kme_rag.server
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)
+    with pytest.raises(MissingExtraError, match=r"kme_rag\[server\]"):
+        _ = kme_rag.server.create_app
+
+
 def test_require_returns_an_installed_module() -> None:
     assert require("json", "anything").dumps([1]) == "[1]"
 
