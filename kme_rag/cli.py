@@ -232,7 +232,8 @@ def edit_import(
     ),
     limit: int | None = typer.Option(None, help="Read at most this many records."),
 ) -> None:
-    """Import edits from a file, with a progress bar."""
+    """Import edits from a file, with a progress bar. Re-running an interrupted import
+    finishes it: what the first run wrote is skipped, nothing is stored twice."""
     from tqdm import tqdm
 
     from kme_rag.memory.formats import FORMATS, detect_format, read_edits
@@ -241,7 +242,7 @@ def edit_import(
         raise ValidationError(f"expected --format to be one of {', '.join(FORMATS)}, got {fmt!r}")
     memory = _memory(ctx)
     kind: Format = fmt if fmt else detect_format(file)
-    edits = read_edits(file, kind, limit)
+    edits = read_edits(file, kind, limit, keyed=True)  # ids from the file: a re-run resumes
     start = time.perf_counter()
     with tqdm(total=len(edits), unit="edit", file=sys.stderr) as bar:
         done = memory.import_edits(edits, kind, progress=bar.update)
@@ -251,7 +252,7 @@ def edit_import(
     typer.echo(
         f"imported {len(done)} edits in {elapsed:.1f} s"
         + (f" ({copied} copied from another namespace, with new ids)" if copied else "")
-        + (f"; {skipped} already in the store, skipped" if skipped else "")
+        + (f"; {skipped} already in the store (an earlier run), skipped" if skipped else "")
     )
 
 

@@ -7,6 +7,7 @@ every field, ids, timestamps, statuses and change ids included.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -147,8 +148,14 @@ def _read_jsonl(path: Path) -> Iterator[Edit]:
         yield parse_edit(record)
 
 
-def read_edits(path: Path, fmt: Format | None = None, limit: int | None = None) -> list[Edit]:
-    """Every edit in a file, in file order; ``limit`` counts records (MQuAKE: cases)."""
+def read_edits(
+    path: Path, fmt: Format | None = None, limit: int | None = None, *, keyed: bool = False
+) -> list[Edit]:
+    """Every edit in a file, in file order; ``limit`` counts records (MQuAKE: cases).
+
+    ``keyed`` (public formats): each edit's id is decided by the file's bytes and the
+    edit's place in it (``f<sha256[:12]>-<n>``), so reading it again gives the same ids:
+    what lets :meth:`EditMemory.resume_import` finish an interrupted import."""
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
         return list(_read_jsonl(path))[:limit]
@@ -156,12 +163,25 @@ def read_edits(path: Path, fmt: Format | None = None, limit: int | None = None) 
     source = f"import:{path.name}"
     try:
         if fmt == "counterfact":
-            return [counterfact_edit(r, source) for r in records]
-        if fmt == "zsre":
-            return [zsre_edit(r, source, i) for i, r in enumerate(records)]
-        return [e for case in records for e in mquake_edits(case, source)]
+            edits = [counterfact_edit(r, source) for r in records]
+        elif fmt == "zsre":
+            edits = [zsre_edit(r, source, i) for i, r in enumerate(records)]
+        else:
+            edits = [e for case in records for e in mquake_edits(case, source)]
     except (KeyError, TypeError, IndexError) as exc:
         raise ValidationError(f"{str(path)!r} is not a {fmt} file: missing {exc}") from None
+    if not keyed:
+        return edits
+    digest = _file_digest(path)
+    return [e.model_copy(update={"id": f"f{digest}-{n}"}) for n, e in enumerate(edits)]
+
+
+def _file_digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:12]
 
 
 def write_jsonl(edits: Iterable[Edit], path: Path) -> int:

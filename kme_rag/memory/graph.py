@@ -2,8 +2,9 @@
 
 Entities are nodes keyed by their normalised name (:func:`normalise_name`), carrying the
 display name and every alias seen; each active edit is one edge subject → new object,
-keyed by the edit id. The graph is *derived*: it is built from the store on open and
-updated on every write, never saved on its own, so it cannot disagree with Chroma.
+keyed by the edit id. The graph is *derived*: built from the store, updated on every
+write, and saved only as a snapshot that an open catches up from the records written
+since (:mod:`kme_rag.memory.snapshot`), so it cannot disagree with Chroma.
 
 Every method takes the graph's own lock, so a planner may read it while a sync or a
 write changes it, without a lock of its own held across model calls.
@@ -59,6 +60,15 @@ class FactGraph:
         self._lock = threading.RLock()
         for edit in sorted(edits, key=lambda e: e.change_id):
             self.add(edit)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the lock (a snapshot is this state, pickled)."""
+        with self._lock:
+            return {k: v for k, v in vars(self).items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self._lock = threading.RLock()
 
     @_locked
     def __len__(self) -> int:

@@ -41,9 +41,12 @@ of any size opens: one ``get`` of every record fails in SQLite past ~32,000 vari
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -62,6 +65,14 @@ from kme_rag.memory.embedder import Embedder, MiniLMEmbedder
 from kme_rag.memory.formats import Format, detect_format, read_edits, write_jsonl
 from kme_rag.memory.graph import FactGraph
 from kme_rag.memory.mention import asking_sentence
+from kme_rag.memory.snapshot import (
+    MARGIN_US,
+    Snapshot,
+    load_snapshot,
+    now_us,
+    save_snapshot,
+    snapshot_path,
+)
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -79,6 +90,7 @@ __all__ = [
     "merge_hits",
     "open_chroma",
     "record_key",
+    "snapshot_folder",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,6 +103,9 @@ _PAGE = 5000  # records per paged read
 _IDS = 1000  # ids per read or delete by id
 _SEP = "/"  # never in a namespace or an edit id (both match [A-Za-z0-9_.:-]+)
 _MUTABLE = frozenset({"status", "supersedes", "deleted_change_id", "superseded_change_id"})
+SNAPSHOT_MIN = 5000  # active edits from which a rebuilt graph is saved (fewer: <1 s)
+_SAVE_AFTER = 1000  # records caught up on open, or written in one change, that save it again
+_SCHEMA = "kme/schema"  # no namespace holds "/", so no namespace's stamp takes this name
 
 
 def record_key(namespace: str, edit_id: str) -> str:
@@ -179,14 +194,26 @@ def open_chroma(settings: Settings) -> ClientAPI:
         raise StoreError(f"cannot open the edit store at {where!r}: {exc}") from exc
 
 
+def snapshot_folder(settings: Settings) -> Path:
+    """Where the graph snapshots of a store live: beside an embedded store, in this user's
+    cache for a Chroma server (one folder per server URL)."""
+    if settings.chroma_url:
+        digest = hashlib.sha256(settings.chroma_url.encode()).hexdigest()[:16]
+        return settings.cache_dir / "graphs" / digest
+    return settings.store / "kme-graphs"
+
+
 def _key_meta(edit: Edit) -> str:
     """The (subject, relation) key as one metadata string ("" for unstructured edits)."""
     key = edit.key
     return "" if key is None else f"{key[0]}\t{key[1]}"
 
 
-def _metadata(edit: Edit) -> dict[str, Any]:
-    return {**edit.to_metadata(), "key": _key_meta(edit)}
+def _metadata(edit: Edit, writer: str) -> dict[str, Any]:
+    """The record's metadata: the edit's fields, its key, when this write was made and by
+    which :class:`EditMemory` (``written_us`` and ``writer``: how an open from a snapshot,
+    or a sync, finds the changes it has not applied yet)."""
+    return {**edit.to_metadata(), "key": _key_meta(edit), "written_us": now_us(), "writer": writer}
 
 
 def _and(*clauses: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +223,12 @@ def _and(*clauses: dict[str, Any]) -> dict[str, Any]:
 def _same_content(a: Edit, b: Edit) -> bool:
     """Whether two records are one edit (statuses and supersede links may differ)."""
     return a.model_dump(exclude=set(_MUTABLE)) == b.model_dump(exclude=set(_MUTABLE))
+
+
+def _same_fact(a: Edit, b: Edit) -> bool:
+    """Whether two edits say the same (when and by which change they were made aside)."""
+    skip = set(_MUTABLE) | {"change_id", "created_at", "namespace"}
+    return a.model_dump(exclude=skip) == b.model_dump(exclude=skip)
 
 
 def _demote(edit: Edit, by: Edit) -> Edit:
@@ -220,7 +253,9 @@ def _newest_per_key(active: Iterable[Edit]) -> tuple[list[Edit], list[Edit]]:
 
 
 class _Stamps:
-    """The side collection: the schema version and one change stamp per namespace."""
+    """The side collection: the schema version, one change stamp per namespace (its
+    name), and one removal stamp per namespace (``<namespace>/removed``, moved by an undo
+    that deletes records)."""
 
     def __init__(self, client: ClientAPI, collection: str) -> None:
         self._collection: Collection = _store_call(
@@ -281,7 +316,11 @@ class EditMemory:
         embedder: Embedder | None = None,
         namespace: str = "default",
         collection: str = "kme_edits",
+        snapshots: Path | None = None,
+        snapshot_min: int = SNAPSHOT_MIN,
     ) -> None:
+        """``snapshots``: the folder the graph is saved in once it has ``snapshot_min``
+        active edits (None: rebuilt on every open)."""
         self._client = client
         self.embedder: Embedder = embedder or MiniLMEmbedder()
         self.namespace = namespace
@@ -298,6 +337,11 @@ class EditMemory:
         self.graph = FactGraph()
         self._active: set[str] = set()
         self._stamp: str | None = None
+        self._removals: str | None = None
+        self._watermark = 0  # every write from this time on is yet to be read (see sync)
+        self._writer = uuid.uuid4().hex[:16]  # this instance's writes apply to its graph as made
+        self._snapshots = snapshots
+        self.snapshot_min = snapshot_min
         self.refresh()
 
     @classmethod
@@ -318,6 +362,7 @@ class EditMemory:
             embedder=embedder,
             namespace=namespace or settings.namespace,
             collection=settings.collection,
+            snapshots=snapshot_folder(settings),
         )
 
     def with_namespace(self, namespace: str) -> EditMemory:
@@ -327,6 +372,8 @@ class EditMemory:
             embedder=self.embedder,
             namespace=namespace,
             collection=self._collection.name,
+            snapshots=self._snapshots,
+            snapshot_min=self.snapshot_min,
         )
 
     # ---- schema ------------------------------------------------------------------------
@@ -335,8 +382,8 @@ class EditMemory:
         """Re-key a version-1 store (records keyed by edit id alone) by namespace: each
         record is written under its new key, then its old key is deleted, so an
         interrupted migration resumes on the next open and loses nothing."""
-        version = self._stamps.read("schema")
-        if version is not None and int(version) >= SCHEMA_VERSION:
+        version = self._schema_version()
+        if version is not None and version >= SCHEMA_VERSION:
             return
         old = [i for ids, _ in self._pages(None, include=[]) for i in ids if _SEP not in i]
         for chunk in _chunks(old, _IDS):
@@ -363,7 +410,16 @@ class EditMemory:
             log.warning(
                 "re-keyed %d edits by namespace (store schema %d)", len(old), SCHEMA_VERSION
             )
-        self._stamps.write("schema", str(SCHEMA_VERSION))
+        self._stamps.write(_SCHEMA, str(SCHEMA_VERSION))
+
+    def _schema_version(self) -> int | None:
+        # Until 2026-12 the version was stamped as "schema", a name a namespace can take
+        # (its change stamp then overwrote it): a value that is no number is not a version.
+        for name in (_SCHEMA, "schema"):
+            value = self._stamps.read(name)
+            if value is not None and value.isdigit():
+                return int(value)
+        return None
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -418,42 +474,131 @@ class EditMemory:
         return found
 
     def refresh(self) -> None:
-        """Rebuild the graph from Chroma, repairing what an interrupted write left."""
+        """Load the graph: from its snapshot and the records written since when there is
+        one, else rebuilt from every active record (saved when it is large); both repair
+        what an interrupted write left."""
         with self._lock:
             stamp = self._stamps.read(self.namespace)  # before the records: see sync()
-            active = self._repair(self._records({"status": "active"}))
-            self.graph = FactGraph(active)
-            self._active = {e.id for e in active}
-            self._stamp = stamp
+            removals = self._stamps.read(self._removal_stamp)
+            saved = self._load_snapshot()
+            if saved is None:
+                self._rebuild()
+                changed = len(self._active) if len(self._active) >= self.snapshot_min else 0
+            else:
+                self.graph, self._active = saved.graph, set(saved.active)
+                self._watermark = saved.watermark_us
+                same = removals == saved.removals  # else an undo removed records since
+                # The saver's own writes up to the save are in it (its clock, no margin).
+                known = {
+                    "$or": [
+                        {"writer": {"$ne": saved.writer}},
+                        {"written_us": {"$gte": saved.saved_us}},
+                    ]
+                }
+                changed = self._catch_up(known) if same else self._compare_ids()
+            self._stamp, self._removals = stamp, removals
+            if changed >= min(_SAVE_AFTER, self.snapshot_min):
+                self.save_snapshot()
+
+    def _rebuild(self) -> None:
+        start = now_us()
+        active = self._repair(self._records({"status": "active"}))
+        self.graph = FactGraph(active)
+        self._active = {e.id for e in active}
+        self._watermark = start
 
     def sync(self, *, full: bool = False) -> bool:
         """Apply other processes' writes to the graph (and repair interrupted ones); True
-        when the graph changed. Reads one stamp record unless it moved, or ``full``
-        compares the active ids anyway (for writers that died before their stamp)."""
+        when the graph changed. Reads one stamp record unless it moved; then the records
+        written since the last look, or, after an undo removed records (or with ``full``,
+        for writers that died before their stamp), compares the active ids."""
         with self._lock:
             stamp = self._stamps.read(self.namespace)
             if stamp == self._stamp and not full:
                 return False
-            now = self._ids({"status": "active"})
-            added = list(self._by_ids(now - self._active).values())
-            gone = self._active - now
-            keys = sorted({_key_meta(e) for e in added} - {""})
-            if keys:  # an interrupted supersede leaves a new edit beside the old one
-                stale = {e.id for e in self._repair(self._active_of_keys(keys), only_stale=True)}
-                added = [e for e in added if e.id not in stale]
-                gone |= stale & self._active
-                now -= stale
-            for edit_id in gone:
-                self.graph.remove(edit_id)
-            for edit in sorted(added, key=lambda e: e.change_id):
-                self.graph.add(edit)
-            self._active = now
-            self._stamp = stamp
-            if added or gone:
-                log.info(
-                    "namespace %r: %d edits arrived, %d left", self.namespace, len(added), len(gone)
-                )
-            return bool(added or gone)
+            removals = self._stamps.read(self._removal_stamp)
+            if full or removals != self._removals:
+                changed = self._compare_ids()
+            else:
+                changed = self._catch_up()
+            self._stamp, self._removals = stamp, removals
+            return changed > 0
+
+    @property
+    def _removal_stamp(self) -> str:
+        return f"{self.namespace}{_SEP}removed"
+
+    def _catch_up(self, known: dict[str, Any] | None = None) -> int:
+        """Apply every record another writer wrote since the watermark (less the margin):
+        the incremental path of an open from a snapshot and of a sync (this instance's
+        own writes are in the graph already, and so are those ``known`` leaves out).
+        Returns the number of graph changes."""
+        start = now_us()
+        since = {"written_us": {"$gte": self._watermark - MARGIN_US}}
+        others = {"writer": {"$ne": self._writer}}
+        written = self._records(_and(since, others, *([known] if known else [])))
+        arrived = [e for e in written if e.status == "active"]
+        left = {e.id for e in written if e.status != "active"}
+        self._watermark = start
+        return self._apply(arrived, left & self._active)
+
+    def _compare_ids(self) -> int:
+        """Compare the active ids with the graph's and apply the difference (the path
+        that sees records an undo removed)."""
+        start = now_us()
+        now = self._ids({"status": "active"})
+        arrived = list(self._by_ids(now - self._active).values())
+        self._watermark = start
+        return self._apply(arrived, self._active - now)
+
+    def _apply(self, arrived: list[Edit], gone: set[str]) -> int:
+        arrived = [e for e in arrived if e.id not in self._active]
+        keys = sorted({_key_meta(e) for e in arrived} - {""})
+        if keys:  # an interrupted supersede leaves a new edit beside the old one
+            stale = {e.id for e in self._repair(self._active_of_keys(keys), only_stale=True)}
+            arrived = [e for e in arrived if e.id not in stale]
+            gone |= stale & self._active
+        for edit_id in gone:
+            self.graph.remove(edit_id)
+            self._active.discard(edit_id)
+        for edit in sorted(arrived, key=lambda e: e.change_id):
+            self.graph.add(edit)
+            self._active.add(edit.id)
+        if arrived or gone:
+            log.info(
+                "namespace %r: %d edits arrived, %d left", self.namespace, len(arrived), len(gone)
+            )
+        return len(arrived) + len(gone)
+
+    def _snapshot_file(self) -> Path | None:
+        if self._snapshots is None:
+            return None
+        return snapshot_path(self._snapshots, self._collection.name, self.namespace)
+
+    def _load_snapshot(self) -> Snapshot | None:
+        path = self._snapshot_file()
+        if path is None:
+            return None
+        return load_snapshot(path, str(self._collection.id), self.namespace)
+
+    def save_snapshot(self) -> Path | None:
+        """Save the graph as of now (done on its own after a rebuild of a large store, a
+        large import or a long catch-up); returns the file, or None without a folder."""
+        path = self._snapshot_file()
+        if path is None:
+            return None
+        with self._lock:
+            snapshot = Snapshot(
+                self.graph,
+                frozenset(self._active),
+                self._watermark,
+                self._removals,
+                self._writer,
+                now_us(),
+            )
+            save_snapshot(path, str(self._collection.id), self.namespace, snapshot)
+        log.info("saved the graph of %d facts to %s", len(self.graph), path)
+        return path
 
     def _repair(self, active: list[Edit], *, only_stale: bool = False) -> list[Edit]:
         """Demote all but the newest active edit of each key; returns the survivors (or,
@@ -614,7 +759,10 @@ class EditMemory:
             "writing to",
             self._collection.add,
             ids=[record_key(self.namespace, e.id) for e in edits],
-            metadatas=[{k: v for k, v in _metadata(e).items() if v is not None} for e in edits],
+            metadatas=[
+                {k: v for k, v in _metadata(e, self._writer).items() if v is not None}
+                for e in edits
+            ],
             documents=[e.statement for e in edits],
             embeddings=vectors,
         )
@@ -642,7 +790,7 @@ class EditMemory:
                 "writing to",
                 self._collection.update,
                 ids=[record_key(self.namespace, e.id) for e in chunk],
-                metadatas=[_metadata(e) for e in chunk],
+                metadatas=[_metadata(e, self._writer) for e in chunk],
             )
 
     def _remove(self, edit_ids: Sequence[str]) -> None:
@@ -698,43 +846,82 @@ class EditMemory:
                 "leave the id out for a fresh one"
             )
 
-    def _write(self, edits: Sequence[Edit], link: bool, progress: Progress | None) -> list[Edit]:
+    def _write(
+        self,
+        edits: Sequence[Edit],
+        link: bool,
+        progress: Progress | None,
+        *,
+        checked: bool = False,
+    ) -> list[Edit]:
         """Embed and store new records; supersede what they replace; update the graph.
 
         Per batch: the new records first, then the demoted ones; the stamp once at the
         end (a writer that dies before it is caught by the next full comparison).
+        ``checked``: the ids are known to be free (drawn by the store, 64 random bits, or
+        looked up by the caller), so no batch reads them back.
         """
         if len({e.id for e in edits}) != len(edits):
             raise ValidationError("one change holds the same edit id twice")
         written: list[Edit] = []
         try:
-            self._write_chunks(edits, link, progress, written)
+            self._write_chunks(edits, link, progress, written, checked)
         finally:
             if written:
                 self._bump()  # once per change: a rewrite of the stamp costs ~30 ms
+        if len(written) >= min(_SAVE_AFTER, self.snapshot_min) and self._snapshots is not None:
+            with self._lock:  # others' writes read, so the saved watermark is now
+                self._catch_up()
+                self.save_snapshot()
         return written
 
     def _write_chunks(
-        self, edits: Sequence[Edit], link: bool, progress: Progress | None, written: list[Edit]
+        self,
+        edits: Sequence[Edit],
+        link: bool,
+        progress: Progress | None,
+        written: list[Edit],
+        checked: bool,
     ) -> None:
-        for chunk in _chunks(edits, _WRITE_BATCH):
-            vectors = self.embedder.embed([e.statement for e in chunk])  # (chunk, dim)
-            with self._lock:
+        """Write ``edits`` batch by batch. The next batch is embedded while this one is
+        written: Chroma's write and the encoder each leave a core idle much of the time,
+        so side by side they take less than one after the other."""
+        chunks = list(_chunks(edits, _WRITE_BATCH))
+        if not chunks:
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="kme-embed") as ahead:
+
+            def embed(chunk: Sequence[Edit]) -> Future[np.ndarray]:
+                return ahead.submit(self.embedder.embed, [e.statement for e in chunk])
+
+            embedding = embed(chunks[0])
+            for number, chunk in enumerate(chunks):
+                vectors = embedding.result()  # (chunk, dim)
+                if number + 1 < len(chunks):
+                    embedding = embed(chunks[number + 1])
+                written.extend(self._write_chunk(chunk, vectors, link, checked))
+                if progress is not None:
+                    progress(len(chunk))
+
+    def _write_chunk(
+        self, chunk: Sequence[Edit], vectors: np.ndarray, link: bool, checked: bool
+    ) -> list[Edit]:
+        with self._lock:
+            if not checked:
                 self._refuse_taken(chunk)
-                out, demoted = self._resolve_supersedes(chunk, link)
-                self._insert(out, vectors)
+            out, demoted = self._resolve_supersedes(chunk, link)
+            self._insert(out, vectors)
+            if not checked:
                 self._check_inserted(out)
-                self._update(demoted)
-                for edit in demoted + [e for e in out if e.status != "active"]:
-                    self.graph.remove(edit.id)
-                    self._active.discard(edit.id)
-                for edit in sorted(out, key=lambda e: e.change_id):
-                    if edit.status == "active":
-                        self.graph.add(edit)
-                        self._active.add(edit.id)
-            written.extend(out)
-            if progress is not None:
-                progress(len(chunk))
+            self._update(demoted)
+            for edit in demoted + [e for e in out if e.status != "active"]:
+                self.graph.remove(edit.id)
+                self._active.discard(edit.id)
+            for edit in sorted(out, key=lambda e: e.change_id):
+                if edit.status == "active":
+                    self.graph.add(edit)
+                    self._active.add(edit.id)
+        return out
 
     def add(self, edit: Edit) -> Edit:
         """Store one edit as a change of its own; returns it as stored."""
@@ -744,8 +931,15 @@ class EditMemory:
         """Store several edits as one change (undone together). The store sets the
         namespace, change id, status and supersede links; an id already present in the
         namespace is refused (:class:`EditConflictError`) before anything is written."""
-        change = new_change_id()
-        fresh = [
+        drawn = all("id" not in e.model_fields_set for e in edits)
+        fresh = self._as_change(edits, new_change_id())
+        if not drawn:
+            self._refuse_taken(fresh)
+        return self._write(fresh, link=True, progress=progress, checked=drawn)
+
+    def _as_change(self, edits: Sequence[Edit], change: str) -> list[Edit]:
+        """``edits`` as new records of one change of this namespace."""
+        return [
             e.model_copy(
                 update={
                     "namespace": self.namespace,
@@ -758,8 +952,6 @@ class EditMemory:
             )
             for e in edits
         ]
-        self._refuse_taken(fresh)
-        return self._write(fresh, link=True, progress=progress)
 
     def add_text(
         self, text: str, *, extractor: Extractor | None = None, **fields: Any
@@ -876,6 +1068,8 @@ class EditMemory:
                 )
             else:
                 result = self._undo_add(change, edits)
+                if result.removed:  # records gone leave nothing for a catch-up to read
+                    self._stamps.write(self._removal_stamp, new_change_id())
             self._bump()
             self.sync(full=True)
             return result
@@ -917,16 +1111,53 @@ class EditMemory:
     ) -> list[Edit]:
         """Import a file: JSONL is restored as exported, the other formats are one new change."""
         fmt = fmt or detect_format(path)
-        return self.import_edits(read_edits(path, fmt, limit), fmt, progress=progress)
+        edits = read_edits(path, fmt, limit, keyed=True)
+        return self.import_edits(edits, fmt, progress=progress)
 
     def import_edits(
         self, edits: Sequence[Edit], fmt: Format, *, progress: Progress | None = None
     ) -> list[Edit]:
         """Store edits read from a file of format ``fmt``: JSONL is restored (see
-        :meth:`restore`); the public formats are added as one new change."""
+        :meth:`restore`); the public formats are added as one new change, which a re-run
+        of an interrupted import finishes (see :meth:`resume_import`)."""
         if fmt == "jsonl":
             return self.restore(edits, progress=progress)
+        if all("id" in e.model_fields_set for e in edits):
+            return self.resume_import(edits, progress=progress)
         return self.add_many(edits, progress=progress)
+
+    def resume_import(
+        self, edits: Sequence[Edit], *, progress: Progress | None = None
+    ) -> list[Edit]:
+        """Add edits whose ids the file they come from decides (``read_edits(...,
+        keyed=True)``) as one change: those an earlier run of the same import wrote (the
+        same ids, the same facts) are skipped and the rest joins that run's change, so a
+        crashed import re-run ends as if it had never stopped, with no duplicates, and one
+        undo removes it all (a finished one re-run writes nothing). Returns the records
+        written by this run."""
+        with self._lock:
+            stored: dict[str, Edit] = {}
+            for chunk in _chunks(edits, _IDS):
+                found = self._by_ids(e.id for e in chunk)
+                stored.update(found)
+                if len(found) < len(chunk):  # writes go in file order: the rest is new
+                    break
+            clash = [e.id for e in edits if e.id in stored and not _same_fact(e, stored[e.id])]
+            if clash:
+                raise EditConflictError(
+                    f"edit id {clash[0]!r} is already taken in namespace {self.namespace!r} "
+                    f"by another edit ({len(clash)} ids are); nothing was imported"
+                )
+            rest = [e for e in edits if e.id not in stored]
+            change = stored[edits[0].id].change_id if edits and edits[0].id in stored else None
+        if stored and progress is not None:
+            progress(len(edits) - len(rest))
+        if not rest:
+            return []
+        if change is not None:
+            log.info("import %s resumed: %d of %d written before", change, len(stored), len(edits))
+        fresh = self._as_change(rest, change or new_change_id())
+        return self._write(fresh, link=True, progress=progress, checked=True)
 
     def export(self, path: Path) -> int:
         """Write every edit of the namespace, all statuses, oldest first, as JSONL."""

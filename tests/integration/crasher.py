@@ -1,10 +1,12 @@
 """A subprocess for the crash-point tests: SIGKILL itself between the two writes of a
 supersede or of an undo, after printing what was acknowledged.
 
-Usage: python crasher.py supersede|undo. The store comes from the KME_* variables.
+Usage: python crasher.py supersede|undo|import [FILE]. The store comes from the KME_*
+variables.
 ``supersede``: adds Japan → Kyoto (acknowledged), then Japan → Osaka and dies after the
 new record is written, before the old one is demoted. ``undo``: adds both (acknowledged),
 then undoes the Osaka add and dies after Kyoto is revived, before Osaka is deleted.
+``import FILE``: imports a CounterFact file and dies once its first batch is written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from kme_rag.memory.edit import Edit
@@ -39,6 +42,13 @@ def fact(new: str) -> Edit:
 def main() -> None:
     point = sys.argv[1]
     memory = EditMemory.open(embedder=HashEmbedder())
+    if point == "import":
+
+        def die(written: int) -> None:
+            print("acked", written, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        memory.import_file(Path(sys.argv[2]), "counterfact", progress=die)
     kyoto = memory.add(fact("Kyoto"))
     print("acked", kyoto.id, flush=True)
     if point == "supersede":

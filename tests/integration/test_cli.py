@@ -111,6 +111,12 @@ def test_import_counterfact_with_limit(tmp_path: Path, data_dir: Path) -> None:
     assert "imported 30 edits" in done.stdout
     listed = json.loads(kme(store, "edit", "list", "--json").stdout)
     assert len(listed) == 30 and listed[0]["source"].endswith("counterfact-edit.json#0")
+    # Run again with a larger limit (as after a crash): the first 30 are not stored twice.
+    file = str(data_dir / "counterfact" / "counterfact-edit.json")
+    again = kme(store, "edit", "import", file, "--limit", "40")
+    assert "imported 10 edits" in again.stdout and "30 already in the store" in again.stdout
+    listed = json.loads(kme(store, "edit", "list", "--json").stdout)
+    assert len(listed) == 40 and len({e["change_id"] for e in listed}) == 1
 
 
 @pytest.mark.slow

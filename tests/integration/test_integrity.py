@@ -180,14 +180,14 @@ def test_a_schema_1_store_opens_with_every_edit(tmp_path: Path) -> None:
 # ---- crash points -------------------------------------------------------------------------
 
 
-def crash(settings: Settings, point: str) -> list[str]:
-    """Run the crasher until it kills itself; the ids it acknowledged."""
+def crash(settings: Settings, point: str, *args: str) -> list[str]:
+    """Run the crasher until it kills itself; what it acknowledged."""
     env = {**os.environ, "KME_COLLECTION": settings.collection, "KME_STORE": str(settings.store)}
     env.pop("KME_CHROMA_URL", None)
     if settings.chroma_url:
         env["KME_CHROMA_URL"] = settings.chroma_url
     done = subprocess.run(
-        [sys.executable, str(CRASHER), point],
+        [sys.executable, str(CRASHER), point, *args],
         capture_output=True,
         text=True,
         env={**env, "PYTHONPATH": str(ROOT)},
@@ -231,6 +231,26 @@ def test_sigkill_between_two_writes_is_repaired_by_a_running_process(
     check_one_active(memory, "Osaka")
     fresh = EditMemory.open(settings, embedder=HashEmbedder())
     check_one_active(fresh, "Osaka")
+
+
+def test_an_import_killed_midway_is_finished_by_running_it_again(
+    settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    records = json.loads((data_dir / "counterfact" / "counterfact-train.json").read_text())
+    path = tmp_path / "part.json"
+    path.write_text(json.dumps(records[:600]))
+    assert crash(settings, "import", str(path)) == ["256"]  # one batch, then SIGKILL
+    memory = EditMemory.open(settings, embedder=HashEmbedder())
+    assert len(memory.edits(status=None)) == 256
+
+    written = memory.import_file(path)
+    everything = memory.edits(status=None)
+    assert len(written) == 600 - 256
+    assert len(everything) == len({e.id for e in everything}) == 600  # none twice
+    assert len({e.change_id for e in everything}) == 1  # one change, as if never cut
+    assert {e.id for e in memory.graph.edits()} == {e.id for e in memory.edits()}
+    assert memory.import_file(path) == []  # a finished import re-run writes nothing
+    assert len(memory.undo().removed) == 600 and memory.edits(status=None) == []
 
 
 # ---- size ---------------------------------------------------------------------------------

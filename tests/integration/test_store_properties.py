@@ -8,7 +8,10 @@ store's contract (``kme_rag/memory/store.py``'s docstring) and nothing else:
 1. each namespace's records are exactly the model's (ids, statuses, change ids, links);
 2. at most one active edit per (subject, relation) key per namespace;
 3. the fact graph of every memory (long-lived, its peer after ``sync``, a freshly opened
-   one) holds exactly the active structured edits;
+   one) holds exactly the active structured edits. The long-lived memories save graph
+   snapshots after every write and the peers never do, so a fresh open loads a snapshot
+   and catches up on the peers' writes since (with no margin: every record must be found
+   by its ``written_us``), or compares ids after an undo;
 4. history is never rewritten: while a record exists its content and change id stay;
 5. nothing crosses namespaces: a step on one leaves the others' records as they were.
 
@@ -309,7 +312,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.collection = f"props_{ctx.variant}_{uuid.uuid4().hex[:12]}"
         self.model = Model()
         self.memories = {ns: self._open(ns) for ns in NAMESPACES}
-        self.peers = {ns: self._open(ns) for ns in NAMESPACES}  # a second process, say
+        self.peers = {ns: self._open(ns, saves=False) for ns in NAMESPACES}  # another process
         self.raw = ctx.client.get_collection(self.collection)
         self.seen: dict[str, dict[str, Record]] = {ns: {} for ns in NAMESPACES}
         self.before: dict[str, dict[str, Record]] = {ns: {} for ns in NAMESPACES}
@@ -321,9 +324,14 @@ class StoreMachine(RuleBasedStateMachine):
         self.unexported: set[str] = set()  # namespaces written since their last export
         self.newest = ""  # the newest change id the store has handed out
 
-    def _open(self, ns: str) -> EditMemory:
+    def _open(self, ns: str, *, saves: bool = True) -> EditMemory:
         return EditMemory(
-            self.ctx.client, embedder=self.ctx.embedder, namespace=ns, collection=self.collection
+            self.ctx.client,
+            embedder=self.ctx.embedder,
+            namespace=ns,
+            collection=self.collection,
+            snapshots=self.ctx.files / "graphs" if saves else None,
+            snapshot_min=0,  # saved after every write and every open that changed it
         )
 
     def _memory(self, ns: str, via_peer: bool) -> EditMemory:
@@ -524,7 +532,8 @@ class StoreMachine(RuleBasedStateMachine):
         for chroma_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
             ns, edit_id = chroma_id.split("/", 1)
             assert meta is not None and meta["namespace"] == ns, (chroma_id, meta)
-            fields = {k: v for k, v in meta.items() if k not in ("key", "created_ts")}
+            derived = ("key", "created_ts", "written_us", "writer")
+            fields = {k: v for k, v in meta.items() if k not in derived}
             out[ns][edit_id] = {k: v for k, v in fields.items() if v is not None}
         return out
 
@@ -643,8 +652,9 @@ def no_telemetry() -> ChromaSettings:
 
 @pytest.mark.slow
 def test_store_keeps_its_contract_embedded(
-    tmp_path: Path, summary: dict[str, Counter[str]]
+    tmp_path: Path, summary: dict[str, Counter[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("kme_rag.memory.store.MARGIN_US", 0)  # one thread: none needed
     # In-memory SQLite: the same Chroma core, ~4x faster writes than a disk folder here;
     # the server variant below keeps its data on disk.
     client = chromadb.EphemeralClient(settings=no_telemetry())
@@ -655,8 +665,12 @@ def test_store_keeps_its_contract_embedded(
 
 @pytest.mark.slow
 def test_store_keeps_its_contract_on_a_server(
-    tmp_path: Path, chroma_url: str, summary: dict[str, Counter[str]]
+    tmp_path: Path,
+    chroma_url: str,
+    summary: dict[str, Counter[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr("kme_rag.memory.store.MARGIN_US", 0)
     url = urlparse(chroma_url)
     client = chromadb.HttpClient(
         host=url.hostname or "127.0.0.1", port=url.port or 8000, settings=no_telemetry()
