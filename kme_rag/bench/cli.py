@@ -304,6 +304,41 @@ def conversations(
     _echo({k: summary[k] for k in ("figures", "routes", "latency_ms")})
 
 
+@bench_app.command("scale")
+def scale(
+    ctx: typer.Context,
+    out: Path = OUT,
+    sizes: str = typer.Option("10000,100000", help="Comma-separated store sizes, growing."),
+    cases: int = typer.Option(200, min=1, help="CounterFact evaluation cases probed."),
+    repeats: int = typer.Option(3, min=1, help="Cold opens per size (median)."),
+    answers: bool = typer.Option(
+        True, help="Answer the probes that do not pass through (the model runs)."
+    ),
+) -> None:
+    """The edit memory at scale: import rate, cold open, RSS, retrieval + scope latency and
+    locality at each size (one embedded store, or the Chroma server of KME_CHROMA_URL; the
+    store must be empty). 1M runs as `--sizes 10000,100000,1000000` (hours here)."""
+    from kme_rag.bench.output import write_result
+    from kme_rag.bench.scale import ScaleRun, bench_scale, markdown
+
+    try:
+        grown = tuple(int(size) for size in sizes.split(","))
+    except ValueError:
+        raise ValidationError(f"expected --sizes like 10000,100000, got {sizes!r}") from None
+    if list(grown) != sorted(set(grown)) or grown[0] < cases:
+        raise ValidationError(f"expected growing --sizes of at least --cases, got {sizes!r}")
+    settings = _settings(ctx)
+    run = ScaleRun(sizes=grown, cases=cases, repeats=repeats, answers=answers)
+    result = write_result(out, bench_scale(settings, run, settings.data_dir))
+    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    _echo(
+        [
+            {k: size[k] for k in ("size", "import", "open", "decision_ms")}
+            for size in result["sizes"]
+        ]
+    )
+
+
 def _curve(kind: Literal["scalability", "retainability"]) -> Callable[..., None]:
     def command(
         ctx: typer.Context,

@@ -10,6 +10,7 @@ Validation happens here, at the boundary, and every message shows the offending 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -208,6 +209,15 @@ class Edit(BaseModel):
         meta["created_ts"] = self.created_at.timestamp()
         return meta
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its field values in order and a mask of those set: three times
+        faster to load than pydantic's own state (a graph snapshot holds every active
+        edit of a namespace)."""
+        values = tuple(self.__dict__[name] for name in _FIELD_ORDER)
+        given = self.model_fields_set
+        mask = sum(1 << i for i, name in enumerate(_FIELD_ORDER) if name in given)
+        return (_unpickled, (values, mask))
+
     @classmethod
     def from_metadata(cls, edit_id: str, meta: dict[str, Any]) -> Edit:
         """Rebuild an edit the store wrote. It was validated on the way in, so this only
@@ -220,6 +230,23 @@ class Edit(BaseModel):
 
 
 _FIELD_NAMES = frozenset(Edit.model_fields)
+_FIELD_ORDER = tuple(Edit.model_fields)
+
+
+@functools.cache
+def _given(mask: int) -> frozenset[str]:
+    """The names of the fields ``mask`` marks as set (few masks occur)."""
+    return frozenset(name for i, name in enumerate(_FIELD_ORDER) if mask >> i & 1)
+
+
+def _unpickled(values: tuple[Any, ...], mask: int) -> Edit:
+    """The edit :meth:`Edit.__reduce__` pickled (its values were validated when made)."""
+    edit = object.__new__(Edit)
+    object.__setattr__(edit, "__dict__", dict(zip(_FIELD_ORDER, values, strict=True)))
+    object.__setattr__(edit, "__pydantic_fields_set__", set(_given(mask)))
+    object.__setattr__(edit, "__pydantic_extra__", None)
+    object.__setattr__(edit, "__pydantic_private__", None)
+    return edit
 
 
 def parse_edit(data: dict[str, Any]) -> Edit:

@@ -18,6 +18,7 @@ cache): whoever can write there can already rewrite the edits themselves.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -28,8 +29,9 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from kme_rag.memory.edit import Edit
 from kme_rag.memory.graph import FactGraph
 
 __all__ = ["MARGIN_US", "SNAPSHOT_VERSION", "Snapshot", "load_snapshot", "now_us", "save_snapshot"]
@@ -61,6 +63,7 @@ def derivation() -> dict[str, Any]:
         "kme_rag": _package("kme_rag"),
         "countryinfo": _package("countryinfo"),  # the alias gazetteer
         "graph": sorted(vars(FactGraph())),
+        "edit": list(Edit.model_fields),  # an edit is pickled as its values in this order
     }
 
 
@@ -107,6 +110,18 @@ def save_snapshot(path: Path, collection_id: str, namespace: str, snapshot: Snap
         raise
 
 
+def _unpickle(src: BinaryIO) -> Any:
+    """``pickle.load`` with the cyclic collector paused: it would otherwise walk the
+    growing heap again and again while a large graph is made (half the load time)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.load(src)
+    finally:
+        if paused:
+            gc.enable()
+
+
 def load_snapshot(path: Path, collection_id: str, namespace: str) -> Snapshot | None:
     """The snapshot at ``path`` when it was written for this collection, namespace and
     derivation; None otherwise (missing, stale or unreadable: the caller rebuilds)."""
@@ -119,7 +134,7 @@ def load_snapshot(path: Path, collection_id: str, namespace: str) -> Snapshot | 
             if any(header.get(k) != v for k, v in expected.items()):
                 log.info("graph snapshot %s is for another build or collection: rebuilding", path)
                 return None
-            graph, active = pickle.load(src)  # the store's own folder: see the module docstring
+            graph, active = _unpickle(src)  # the store's own folder: see the module docstring
         if not isinstance(graph, FactGraph) or len(graph) != header["facts"]:
             raise ValueError("not the graph its header describes")
         return Snapshot(

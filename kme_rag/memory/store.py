@@ -31,9 +31,13 @@ undo, the state before it).
 
 **Freshness.** A side collection ``<collection>__kme`` holds the schema version and one
 *stamp* per namespace, rewritten after every write by any process. :meth:`EditMemory.sync`
-reads the stamp (one record), and only when it moved lists the active ids and applies the
-difference to the graph. The stamp is read *before* the ids and writers bump it *after*
-their records, so a write is either seen by this sync or moves the stamp for the next.
+reads the stamp (one record), and only when it moved reads the records other writers
+wrote since its last look (``written_us``, less a margin; ``writer`` tells them from its
+own, which are in its graph already) and applies them to the graph; after an undo removed
+records (its *removal stamp* moved) it compares the active ids instead. The stamp is read
+*before* the records and writers bump it *after* theirs, so a write is either seen by this
+sync or moves the stamp for the next. An open does the same from the graph's snapshot
+(:mod:`kme_rag.memory.snapshot`) when there is one.
 
 **Paging.** Every bulk read is paged (``_PAGE`` records, ``_IDS`` ids per call), so a store
 of any size opens: one ``get`` of every record fails in SQLite past ~32,000 variables.
@@ -103,8 +107,9 @@ _PAGE = 5000  # records per paged read
 _IDS = 1000  # ids per read or delete by id
 _SEP = "/"  # never in a namespace or an edit id (both match [A-Za-z0-9_.:-]+)
 _MUTABLE = frozenset({"status", "supersedes", "deleted_change_id", "superseded_change_id"})
-SNAPSHOT_MIN = 5000  # active edits from which a rebuilt graph is saved (fewer: <1 s)
-_SAVE_AFTER = 1000  # records caught up on open, or written in one change, that save it again
+SNAPSHOT_MIN = 5000  # active edits from which the graph is saved (fewer rebuild in <1 s)
+_SAVE_AFTER = 1000  # changes to the graph since its last save that save it again, and
+_SAVE_SHARE = 4  # at least a quarter of its size: the saves of a growing store cost O(1) an edit
 _SCHEMA = "kme/schema"  # no namespace holds "/", so no namespace's stamp takes this name
 
 
@@ -342,6 +347,7 @@ class EditMemory:
         self._writer = uuid.uuid4().hex[:16]  # this instance's writes apply to its graph as made
         self._snapshots = snapshots
         self.snapshot_min = snapshot_min
+        self._unsaved = 0  # changes to the graph since it was saved (or loaded)
         self.refresh()
 
     @classmethod
@@ -483,7 +489,7 @@ class EditMemory:
             saved = self._load_snapshot()
             if saved is None:
                 self._rebuild()
-                changed = len(self._active) if len(self._active) >= self.snapshot_min else 0
+                changed = len(self._active) + 1  # nothing saved: any size is worth saving
             else:
                 self.graph, self._active = saved.graph, set(saved.active)
                 self._watermark = saved.watermark_us
@@ -497,8 +503,10 @@ class EditMemory:
                 }
                 changed = self._catch_up(known) if same else self._compare_ids()
             self._stamp, self._removals = stamp, removals
-            if changed >= min(_SAVE_AFTER, self.snapshot_min):
-                self.save_snapshot()
+            self._unsaved = changed
+            # Saved when the catch-up was long, whatever the share: every later open
+            # would read the same records again.
+            self._save_if_due(share=False)
 
     def _rebuild(self) -> None:
         start = now_us()
@@ -536,7 +544,18 @@ class EditMemory:
         start = now_us()
         since = {"written_us": {"$gte": self._watermark - MARGIN_US}}
         others = {"writer": {"$ne": self._writer}}
-        written = self._records(_and(since, others, *([known] if known else [])))
+        # No namespace clause: it matches every record of the namespace, which costs
+        # ~0.1 s at 100,000 even when nothing was written; the few records since are
+        # sorted out by their keys instead.
+        mine = f"{self.namespace}{_SEP}"
+        written = [
+            Edit.from_metadata(_edit_id(key), dict(meta))
+            for keys, metas in self._pages(
+                _and(since, others, *([known] if known else [])), ["metadatas"]
+            )
+            for key, meta in zip(keys, metas, strict=True)
+            if meta and key.startswith(mine)
+        ]
         arrived = [e for e in written if e.status == "active"]
         left = {e.id for e in written if e.status != "active"}
         self._watermark = start
@@ -597,6 +616,7 @@ class EditMemory:
                 now_us(),
             )
             save_snapshot(path, str(self._collection.id), self.namespace, snapshot)
+            self._unsaved = 0
         log.info("saved the graph of %d facts to %s", len(self.graph), path)
         return path
 
@@ -869,11 +889,25 @@ class EditMemory:
         finally:
             if written:
                 self._bump()  # once per change: a rewrite of the stamp costs ~30 ms
-        if len(written) >= min(_SAVE_AFTER, self.snapshot_min) and self._snapshots is not None:
-            with self._lock:  # others' writes read, so the saved watermark is now
-                self._catch_up()
-                self.save_snapshot()
+        with self._lock:
+            self._unsaved += len(written)
+            self._save_if_due(catch_up=True)
         return written
+
+    def _save_if_due(self, *, catch_up: bool = False, share: bool = True) -> None:
+        """Save the graph when it is large and has changed enough since its last save:
+        ``_SAVE_AFTER`` changes, and (``share``) a quarter of its size, so a store grown
+        by many writes is saved O(1) times an edit. ``catch_up``: read others' writes
+        first, so the saved watermark is now."""
+        due = min(_SAVE_AFTER, self.snapshot_min)
+        if share:
+            due = max(due, len(self._active) // _SAVE_SHARE)
+        if self._snapshots is None or len(self._active) < self.snapshot_min:
+            return
+        if self._unsaved >= max(due, 1):
+            if catch_up:
+                self._catch_up()
+            self.save_snapshot()
 
     def _write_chunks(
         self,
