@@ -52,10 +52,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kme_rag.bench.harness import Case, casual, counterfact_cases, percentile
+from kme_rag.bench.harness import (
+    Case,
+    casual,
+    counterfact_cases,
+    locality_conflicts,
+    percentile,
+)
 from kme_rag.errors import ValidationError
 from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import counterfact_edit
+from kme_rag.memory.mention import name_tokens
 from kme_rag.settings import Settings
 
 __all__ = ["ScaleRun", "bench_scale", "filler", "markdown"]
@@ -129,18 +136,18 @@ def _edit(subject: str, template: str, target: str, source: str) -> Edit:
 
 def filler(data_dir: Path, exclude: set[str], skip_eval: int, seed: int = 0) -> Iterator[Edit]:
     """The filler edits, in the module docstring's order, without end; none whose
-    lower-cased subject is in ``exclude``."""
+    subject's word tokens (space-joined, :func:`_name`) are in ``exclude``."""
     cf = data_dir / "counterfact"
     train = json.loads((cf / "counterfact-train.json").read_text(encoding="utf-8"))
     evaluation = json.loads((cf / "counterfact-edit.json").read_text(encoding="utf-8"))
     for name, records in (("train", train), ("eval", evaluation[skip_eval:])):
         for record in records:
-            if record["subject"].lower() not in exclude:
+            if _name(record["subject"]) not in exclude:
                 yield counterfact_edit(record, f"scale:counterfact-{name}")
     relations = _trex(data_dir)
     for template, pairs in relations:
         for subject, target in pairs:
-            if subject.lower() not in exclude:
+            if _name(subject) not in exclude:
                 yield _edit(subject, template, target, "scale:trex")
     rng = random.Random(seed)
     seen: set[object] = set()
@@ -153,20 +160,21 @@ def filler(data_dir: Path, exclude: set[str], skip_eval: int, seed: int = 0) -> 
             subject = " ".join([first[0], *tail])
             target = pairs[rng.randrange(len(pairs))][1]
             edit = _edit(subject, template, target, "scale:generated")
-            if edit.key in seen or subject.lower() in exclude:
+            if edit.key in seen or _name(subject) in exclude:
                 continue  # the same (subject, relation) would supersede the first
             seen.add(edit.key)
             number += 1
             yield edit
 
 
-def _probes(case: Case) -> list[tuple[str, str]]:
-    """(kind, text) of a case's probes."""
+def _probes(case: Case, conflicts: set[str]) -> list[tuple[str, str]]:
+    """(kind, text) of a case's probes; no neighbour when it names another probed case's
+    subject (:func:`~kme_rag.bench.harness.locality_conflicts`: then it should change)."""
     return [
         ("prompt", case.prompt),
         ("paraphrase", case.paraphrase),
         ("casual", casual(case.paraphrase)),
-        ("neighbour", case.locality),
+        *([] if case.case_id in conflicts else [("neighbour", case.locality)]),
         *[("same_subject", q) for q in case.same_subject],
     ]
 
@@ -196,8 +204,9 @@ def bench_scale(settings: Settings, run: ScaleRun, data_dir: Path) -> dict[str, 
     from kme_rag.memory.store import EditMemory, snapshot_folder
 
     cases = counterfact_cases(data_dir / "counterfact" / "counterfact-edit.json", run.cases)
-    probes = [(case, kind, text) for case in cases for kind, text in _probes(case)]
-    exclude = {(c.edit.subject or "").lower() for c in cases} | _named(t for _, _, t in probes)
+    conflicts = locality_conflicts(cases)
+    probes = [(case, kind, text) for case in cases for kind, text in _probes(case, conflicts)]
+    exclude = {_name(c.edit.subject or "") for c in cases} | _named(t for _, _, t in probes)
     source = filler(data_dir, exclude, skip_eval=run.cases)
     embedder = MiniLMEmbedder.from_settings(settings)
     memory = EditMemory.open(settings, embedder=embedder)
@@ -245,23 +254,30 @@ def bench_scale(settings: Settings, run: ScaleRun, data_dir: Path) -> dict[str, 
         log.info("%s", json.dumps({k: done[k] for k in ("size", "import", "open", "decision_ms")}))
     kind = "chroma server" if settings.chroma_url else "embedded"
     return {
-        "benchmark": "scale",
+        "kind": "scale",
+        "dataset": f"store:{kind}",
         "store": kind,
         "run": asdict(run),
         "cases": len(cases),
         "probes": len(probes),
+        "neighbours_left_out": len(conflicts),
         "sizes": results,
     }
 
 
 def _named(texts: Iterator[str]) -> set[str]:
-    """Every run of up to six words of ``texts``, lower-cased: the names they may hold."""
+    """Every run of up to eight word tokens of ``texts`` (:func:`~kme_rag.memory.mention.
+    name_tokens`, space-joined): the names they may hold, as :func:`_name` writes them."""
     out: set[str] = set()
     for text in texts:
-        words = text.lower().replace("?", " ").replace(",", " ").split()
-        for n in range(1, 7):
+        words = name_tokens(text)
+        for n in range(1, 9):
             out.update(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
     return out
+
+
+def _name(subject: str) -> str:
+    return " ".join(name_tokens(subject))
 
 
 def _opens(
@@ -355,54 +371,12 @@ def _same_key(case: Case, plan: Any) -> bool:
     return any(e.key == case.edit.key for e in plan.edits)
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def markdown(result: dict[str, Any]) -> str:
     """The result as the Markdown table committed beside its JSON."""
+    from kme_rag.report.tables import scale_rows
+
     sizes = result["sizes"]
-    rows: list[tuple[str, list[str]]] = [
-        ("import, edits/s", [f"{s['import']['edits_per_s']}" for s in sizes]),
-        (
-            "embedder alone (batched), statements/s",
-            [f"{s['import']['embedder_batched_per_s']}" for s in sizes],
-        ),
-        ("import / embedder", [_pct(s["import"]["ratio"]) for s in sizes]),
-        (
-            "open, cold process, from the snapshot (s)",
-            [f"{s['open']['from_snapshot_s']}" for s in sizes],
-        ),
-        (
-            "open, cold process, rebuilt from every record (s)",
-            [f"{s['open']['rebuilt_s']}" for s in sizes],
-        ),
-        ("peak RSS of that process, no model (MB)", [f"{s['open']['peak_rss_mb']}" for s in sizes]),
-        (
-            "retrieval + scope p50 / p95 (ms)",
-            [f"{s['decision_ms']['p50']} / {s['decision_ms']['p95']}" for s in sizes],
-        ),
-        (
-            "whole plan p50 / p95 (ms)",
-            [f"{s['plan_ms']['p50']} / {s['plan_ms']['p95']}" for s in sizes],
-        ),
-        (
-            "same-subject locality (answers)",
-            [_pct(s["locality"].get("same_subject")) for s in sizes],
-        ),
-        ("neighbour locality (answers)", [_pct(s["locality"].get("neighbour")) for s in sizes]),
-        (
-            "*routed*: prompt in scope with its edit",
-            [_pct(s["routed"].get("prompt")) for s in sizes],
-        ),
-        ("*routed*: paraphrase in scope", [_pct(s["routed"].get("paraphrase")) for s in sizes]),
-        ("*routed*: casual paraphrase in scope", [_pct(s["routed"].get("casual")) for s in sizes]),
-        (
-            "*routed*: same-subject passed through",
-            [_pct(s["routed"].get("same_subject")) for s in sizes],
-        ),
-        ("*routed*: neighbour passed through", [_pct(s["routed"].get("neighbour")) for s in sizes]),
-    ]
+    rows = scale_rows(sizes)
     head = " | ".join(f"{s['size']:,}" for s in sizes)
     lines = [
         f"# The edit memory at scale ({result['store']} store)",
@@ -411,12 +385,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"- date: {result['date']}",
         f"- machine: {json.dumps(result['machine'])}",
         f"- probed: {result['cases']} CounterFact evaluation cases, {result['probes']} probes "
-        "(prompt, paraphrase, casual paraphrase, neighbour, two same-subject questions), "
-        "stored first; the rest filler (`kme_rag/bench/scale.py`'s docstring says how).",
+        "(prompt, paraphrase, casual paraphrase, neighbour, two same-subject questions; "
+        f"{result.get('neighbours_left_out', 0)} neighbours left out for naming another "
+        "probed case's subject), stored first; the rest filler (`kme_rag/bench/scale.py`'s "
+        "docstring says how).",
         "",
         f"| figure | {head} |",
         "|---|" + "---:|" * len(sizes),
-        *[f"| {name} | " + " | ".join(values) + " |" for name, values in rows],
+        *["| " + " | ".join(row) + " |" for row in rows],
         "",
         "Locality counts a probe kept when its plan passes it through (sent as typed: the "
         "unedited answer) or when the editor's answer is identical to the unedited model's; "

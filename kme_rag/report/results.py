@@ -69,7 +69,7 @@ class Results:
 def classify(data: dict[str, Any]) -> str | None:
     """The kind of a result JSON, or None for files that are not run results."""
     kind = data.get("kind")
-    if kind in ("scalability", "retainability", "bench-all", "natural", "conversations"):
+    if kind in ("scalability", "retainability", "bench-all", "natural", "conversations", "scale"):
         return str(kind)
     if str(data.get("dataset", "")).startswith("mquake:"):
         return "multihop"

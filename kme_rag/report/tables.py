@@ -26,6 +26,8 @@ __all__ = [
     "rome_decay_table",
     "scalability_deltas",
     "scalability_table",
+    "scale_rows",
+    "scale_table",
     "single_hop_table",
 ]
 
@@ -403,3 +405,54 @@ def rome_decay_table(result: Result) -> list[str]:
         "neighbourhood (P)",
     )
     return markdown_table(header, rows)
+
+
+def scale_rows(sizes: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """A ``kme bench scale`` result's figures, one row each, a column per store size."""
+
+    def each(cell: Any) -> list[str]:
+        return [cell(s) for s in sizes]
+
+    def opened(key: str) -> list[str]:
+        return each(lambda s: str(s["open"].get(key, DASH)))
+
+    def ms(key: str) -> list[str]:
+        return each(lambda s: f"{s[key]['p50']} / {s[key]['p95']}")
+
+    def share(group: str, key: str) -> list[str]:
+        return each(lambda s: pct(s[group].get(key)))
+
+    return [
+        ["import, edits/s", *each(lambda s: str(s["import"]["edits_per_s"]))],
+        [
+            "the embedder alone, batched, statements/s",
+            *each(lambda s: str(s["import"]["embedder_batched_per_s"])),
+        ],
+        ["import / embedder", *each(lambda s: pct(s["import"]["ratio"]))],
+        ["open, cold process, from the snapshot, median (s)", *opened("from_snapshot_s")],
+        [
+            "first open after the import (catches up what came after the last save) (s)",
+            *opened("first_from_snapshot_s"),
+        ],
+        ["open, cold process, graph rebuilt from every record (s)", *opened("rebuilt_s")],
+        ["peak RSS of that process: store, scope, embedder, no model (MB)", *opened("peak_rss_mb")],
+        ["retrieval + scope p50 / p95 (ms)", *ms("decision_ms")],
+        ["the whole plan p50 / p95 (ms)", *ms("plan_ms")],
+        ["same-subject locality (answers)", *share("locality", "same_subject")],
+        ["neighbour locality (answers)", *share("locality", "neighbour")],
+        ["*routed*: the edit's prompt in scope with its edit", *share("routed", "prompt")],
+        ["*routed*: paraphrase in scope", *share("routed", "paraphrase")],
+        ["*routed*: casual paraphrase in scope", *share("routed", "casual")],
+        ["*routed*: same-subject question passed through", *share("routed", "same_subject")],
+        ["*routed*: neighbour passed through", *share("routed", "neighbour")],
+    ]
+
+
+def scale_table(results: Sequence[Result]) -> list[str]:
+    """Each store kind's newest ``kme bench scale`` run: figures by store size."""
+    lines: list[str] = []
+    for run in results:
+        sizes = run.data["sizes"]
+        header = (f"{run.data['store']} store (`{run.path}`)", *(f"{s['size']:,}" for s in sizes))
+        lines += [*markdown_table(header, scale_rows(sizes)), ""]
+    return lines

@@ -28,6 +28,7 @@ from kme_rag.report.tables import (
     rome_decay_table,
     scalability_deltas,
     scalability_table,
+    scale_table,
     single_hop_table,
 )
 
@@ -386,6 +387,14 @@ def _cost(results: Results) -> list[str]:
     return markdown_table(header, rows) if rows else []
 
 
+SCALE_NOTE = (
+    "One store grown through the sizes: CounterFact's probed evaluation cases stored first, "
+    "then real and generated filler (`kme_rag/bench/scale.py`). Locality counts a probe kept "
+    "when its plan passes it through (sent as typed) or when the editor's answer is identical "
+    "to the unedited model's; *routed* rows are routing diagnostics. Nothing was tuned for it."
+)
+
+
 def render_report(results: Results, figures: dict[str, str], *, title_note: str = "") -> str:
     """The whole REPORT.md. ``figures``: caption → image path relative to the report."""
     singles = results.of("single") + [r for r in results.of("weights") if "counts" in r.data]
@@ -422,6 +431,10 @@ def render_report(results: Results, figures: dict[str, str], *, title_note: str 
     lines += _section("Portability: MQuAKE multi-hop", multihop_table(results.of("multihop")))
     lines += _section("Scalability (Eq. 13/14)", _scalability(results))
     lines += _section("Retainability (Eq. 12)", _retainability(results))
+    lines += _section(
+        "The edit memory at scale (`kme bench scale`)",
+        [*scale_table(results.of("scale")), SCALE_NOTE] if results.of("scale") else [],
+    )
     lines += _section("Figures", [f"![{c}]({p})\n" for c, p in figures.items()])
     lines += _section("Published anchors (other models; not comparable runs)", _anchors())
     lines += _section("Targets (issue 8)", _targets(results))
