@@ -50,7 +50,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kme_rag.bench.harness import (
     Case,
@@ -64,6 +64,10 @@ from kme_rag.memory.edit import Edit, parse_edit
 from kme_rag.memory.formats import counterfact_edit
 from kme_rag.memory.mention import name_tokens
 from kme_rag.settings import Settings
+
+if TYPE_CHECKING:
+    from kme_rag.backends import Backend
+    from kme_rag.editor import KnowledgeEditor
 
 __all__ = ["ScaleRun", "bench_scale", "filler", "markdown"]
 
@@ -96,7 +100,6 @@ class ScaleRun:
     cases: int = 200
     repeats: int = 3
     answers: bool = True  # answer the probes not passing through (the model runs)
-    max_tokens: int = 16
 
 
 def _cloze_pattern(patterns: Path) -> str | None:
@@ -309,8 +312,8 @@ def _opens(
 
 
 def _probe(
-    editor: Any,
-    backend: Any,
+    editor: KnowledgeEditor,
+    backend: Backend,
     probes: Sequence[tuple[Case, str, str]],
     unedited: dict[str, str],
     run: ScaleRun,
@@ -325,17 +328,16 @@ def _probe(
         plan = editor.plan_completion(text)
         plan_ms.append((time.perf_counter() - start) * 1000)
         decide.append(plan.timings_ms.get("retrieve_ms", 0) + plan.timings_ms.get("scope_ms", 0))
-        ids = {e.id for e in plan.edits}
         if kind in ("prompt", "paraphrase", "casual"):
-            routed.setdefault(kind, []).append(case.edit.id in ids or _same_key(case, plan))
+            routed.setdefault(kind, []).append(_same_key(case, plan))
             continue
         passes = plan.route == "passthrough"
         routed.setdefault(kind, []).append(passes)
         if passes or not run.answers:
             kept.setdefault(kind, []).append(passes)
             continue
-        if text not in unedited:
-            unedited[text] = backend.complete(text, max_tokens=run.max_tokens)
+        if text not in unedited:  # as long an answer as the editor's
+            unedited[text] = backend.complete(text, max_tokens=editor.params.max_tokens)
         answer = editor.complete(text).text
         same = answer.strip() == unedited[text].strip()
         kept.setdefault(kind, []).append(same)

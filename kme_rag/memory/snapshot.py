@@ -34,7 +34,16 @@ from typing import Any, BinaryIO
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.graph import FactGraph
 
-__all__ = ["MARGIN_US", "SNAPSHOT_VERSION", "Snapshot", "load_snapshot", "now_us", "save_snapshot"]
+__all__ = [
+    "MARGIN_US",
+    "SNAPSHOT_VERSION",
+    "Snapshot",
+    "derivation",
+    "load_snapshot",
+    "now_us",
+    "save_snapshot",
+    "snapshot_path",
+]
 
 log = logging.getLogger(__name__)
 

@@ -225,14 +225,10 @@ def _and(*clauses: dict[str, Any]) -> dict[str, Any]:
     return clauses[0] if len(clauses) == 1 else {"$and": list(clauses)}
 
 
-def _same_content(a: Edit, b: Edit) -> bool:
-    """Whether two records are one edit (statuses and supersede links may differ)."""
-    return a.model_dump(exclude=set(_MUTABLE)) == b.model_dump(exclude=set(_MUTABLE))
-
-
-def _same_fact(a: Edit, b: Edit) -> bool:
-    """Whether two edits say the same (when and by which change they were made aside)."""
-    skip = set(_MUTABLE) | {"change_id", "created_at", "namespace"}
+def _same_content(a: Edit, b: Edit, *, made_apart: bool = False) -> bool:
+    """Whether two records are one edit (statuses and supersede links may differ; with
+    ``made_apart``, also when, in which namespace and by which change they were made)."""
+    skip = set(_MUTABLE) | ({"change_id", "created_at", "namespace"} if made_apart else set())
     return a.model_dump(exclude=skip) == b.model_dump(exclude=skip)
 
 
@@ -899,11 +895,11 @@ class EditMemory:
         ``_SAVE_AFTER`` changes, and (``share``) a quarter of its size, so a store grown
         by many writes is saved O(1) times an edit. ``catch_up``: read others' writes
         first, so the saved watermark is now."""
+        if self._snapshots is None or len(self._active) < self.snapshot_min:
+            return
         due = min(_SAVE_AFTER, self.snapshot_min)
         if share:
             due = max(due, len(self._active) // _SAVE_SHARE)
-        if self._snapshots is None or len(self._active) < self.snapshot_min:
-            return
         if self._unsaved >= max(due, 1):
             if catch_up:
                 self._catch_up()
@@ -1038,16 +1034,26 @@ class EditMemory:
             raise ValidationError("the file holds the same edit id twice")
         with self._lock:
             stored = self._by_ids(e.id for e in own)
-            clash = [e.id for e in own if e.id in stored and not _same_content(e, stored[e.id])]
-            if clash:
-                raise EditConflictError(
-                    f"edit id {clash[0]!r} is already taken in namespace {self.namespace!r} "
-                    f"by another edit ({len(clash)} ids are); nothing was imported"
-                )
+            self._refuse_clashes(own, stored)
             fresh = [e for e in own if e.id not in stored]
         written = self._write(fresh, link=False, progress=progress)
         copies = self._copies([e for e in edits if not self._is_own(e)])
         return written + self._write(copies, link=True, progress=progress)
+
+    def _refuse_clashes(
+        self, edits: Sequence[Edit], stored: dict[str, Edit], *, made_apart: bool = False
+    ) -> None:
+        """Refuse an import whose ids are stored with other content (:func:`_same_content`)."""
+        clash = [
+            e.id
+            for e in edits
+            if e.id in stored and not _same_content(e, stored[e.id], made_apart=made_apart)
+        ]
+        if clash:
+            raise EditConflictError(
+                f"edit id {clash[0]!r} is already taken in namespace {self.namespace!r} "
+                f"by another edit ({len(clash)} ids are); nothing was imported"
+            )
 
     def _is_own(self, edit: Edit) -> bool:
         return "namespace" not in edit.model_fields_set or edit.namespace == self.namespace
@@ -1176,12 +1182,7 @@ class EditMemory:
                 stored.update(found)
                 if len(found) < len(chunk):  # writes go in file order: the rest is new
                     break
-            clash = [e.id for e in edits if e.id in stored and not _same_fact(e, stored[e.id])]
-            if clash:
-                raise EditConflictError(
-                    f"edit id {clash[0]!r} is already taken in namespace {self.namespace!r} "
-                    f"by another edit ({len(clash)} ids are); nothing was imported"
-                )
+            self._refuse_clashes(edits, stored, made_apart=True)
             rest = [e for e in edits if e.id not in stored]
             change = stored[edits[0].id].change_id if edits and edits[0].id in stored else None
         if stored and progress is not None:
