@@ -1,9 +1,16 @@
 """Free-text extraction measured on the held-out free-text set: precision and recall of
-the facts read from each statement, for the pattern extractor and the bundled model
-(few-shot), and what reading a statement costs.
+the facts read from each statement, for the classifier reader (the default), the pattern
+extractor and the bundled model (few-shot), and what reading a statement costs.
 
     KME_N_THREADS=1 .venv/bin/python benchmarks/experiments/extraction.py \
-        --out benchmarks/results/2026-12-04/extraction.json [--no-model]
+        --out benchmarks/results/2026-12-04/extraction.json [--no-model] [--counterfact 500]
+
+Beside the held-out set: ``extraction-dev.jsonl`` (this folder: 40 news-like sentences and
+24 that state no fact, written for tuning the classifier reader's rules; the only set they
+were tuned on, with CounterFact *train* sentences) and, with ``--counterfact N``, the first
+N CounterFact *evaluation* records as sentences (prompt + new object; gold relation not
+given, so matched on subject and object) — the statements ``kme bench counterfact
+--edits-as sentence`` stores.
 
 A predicted fact is right when its subject and object are the gold fact's (or aliases,
 compared as normalised names) and its relation is the gold one: the same Wikidata id, with
@@ -29,6 +36,7 @@ from kme_rag.memory.edit import normalise_name
 from kme_rag.memory.extract import ExtractedFact, Extractor, ModelExtractor, PatternExtractor
 
 HELD_OUT = Path(__file__).parents[1] / "heldout" / "freetext-v1.jsonl"
+DEV = Path(__file__).with_name("extraction-dev.jsonl")
 _SAME = {"P276": "P131"}
 
 
@@ -100,18 +108,63 @@ def _model_extractor() -> ModelExtractor:
     return ModelExtractor(complete, relation_of)
 
 
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def counterfact_items(n: int) -> list[dict[str, Any]]:
+    from kme_rag.bench.harness import counterfact_cases, sentence_of
+    from kme_rag.settings import Settings
+
+    path = Settings().data_dir / "counterfact" / "counterfact-edit.json"
+    return [
+        {
+            "id": case.case_id,
+            "statement": sentence_of(case),
+            "facts": [
+                {
+                    "subject": case.edit.subject,
+                    "subject_aliases": [],
+                    "relation_id": None,
+                    "object": case.edit.target_new,
+                    "object_aliases": [],
+                }
+            ],
+        }
+        for case in counterfact_cases(path, n)
+    ]
+
+
 def main() -> None:
+    from kme_rag.memory.embedder import MiniLMEmbedder
+    from kme_rag.scope.extract import RelationExtractor
+    from kme_rag.settings import Settings
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--no-model", action="store_true")
+    parser.add_argument("--counterfact", type=int, default=0)
     args = parser.parse_args()
-    items = [json.loads(line) for line in HELD_OUT.read_text(encoding="utf-8").splitlines()]
-    results = {"pattern": score(PatternExtractor(), items)}
+    sets = {"heldout": _jsonl(HELD_OUT), "dev": _jsonl(DEV)}
+    if args.counterfact:
+        sets["counterfact"] = counterfact_items(args.counterfact)
+    reader = RelationExtractor(MiniLMEmbedder.from_settings(Settings()))
+    reader.extract("Warm-up: Oslo is the capital of Norway.")  # relation texts embedded once
+    extractors: dict[str, Extractor] = {"classifier": reader, "pattern": PatternExtractor()}
     if not args.no_model:
-        results["model"] = score(_model_extractor(), items)
-    for name, r in results.items():
-        print(name, {k: v for k, v in r.items() if k != "misses"})
-    out = {"dataset": HELD_OUT.name, "items": len(items), "extractors": results}
+        extractors["model"] = _model_extractor()
+    results: dict[str, dict[str, Any]] = {}
+    for set_name, items in sets.items():
+        for name, extractor in extractors.items():
+            if name == "model" and set_name != "heldout":
+                continue
+            results.setdefault(set_name, {})[name] = r = score(extractor, items)
+            print(set_name, name, {k: v for k, v in r.items() if k != "misses"})
+    out = {
+        "datasets": {"heldout": HELD_OUT.name, "dev": DEV.name, "counterfact": args.counterfact},
+        "items": {k: len(v) for k, v in sets.items()},
+        "results": results,
+    }
     out |= provenance("python benchmarks/experiments/extraction.py")
     args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 

@@ -66,6 +66,11 @@ class ScopeKind(StrEnum):
     similarity = "similarity"
 
 
+class EditsAs(StrEnum):
+    structured = "structured"
+    sentence = "sentence"
+
+
 class AnswerMode(StrEnum):
     prefill = "prefill"
     generate = "generate"
@@ -103,6 +108,11 @@ def _single(dataset: Literal["counterfact", "zsre"]) -> Callable[..., None]:
         method: SingleMethod = typer.Option(SingleMethod.kme, help="ike: ungated IKE."),
         n: int = typer.Option(100, min=1, help="How many cases."),
         edits: EditsMode = typer.Option(EditsMode.all, help="all: every edit stored first."),
+        edits_as: EditsAs = typer.Option(
+            EditsAs.structured,
+            help="ike/kme, CounterFact: sentence stores each edit only as its sentence "
+            "(prompt + new object), read into facts as `kme edit add --text` reads it.",
+        ),
         out: Path = OUT,
         data: Path | None = typer.Option(None, help="Evaluate this file (same format)."),
         max_tokens: int = MAX_TOKENS,
@@ -123,6 +133,10 @@ def _single(dataset: Literal["counterfact", "zsre"]) -> Callable[..., None]:
         ),
     ) -> None:
         settings = _settings(ctx)
+        if edits_as == EditsAs.sentence and (
+            dataset != "counterfact" or method not in (SingleMethod.ike, SingleMethod.kme)
+        ):
+            raise ValidationError("expected --edits-as sentence only on counterfact, ike or kme")
         if references is not None and method not in (SingleMethod.ike, SingleMethod.kme):
             raise ValidationError("expected --references only with --method ike or kme")
         if method in (SingleMethod.rome, SingleMethod.memit, SingleMethod.kme_weights):
@@ -152,6 +166,7 @@ def _single(dataset: Literal["counterfact", "zsre"]) -> Callable[..., None]:
             data=data,
             references=references,
             answer=answer.value,
+            edits_as=edits_as.value,
         )
         summary = bench_memory(settings, run, out)
         _echo({k: summary[k] for k in ("metrics", "latency_ms", "prompt_tokens_per_question")})

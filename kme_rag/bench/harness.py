@@ -38,7 +38,7 @@ from kme_rag.backends import Backend, Message
 from kme_rag.editor import Answer, KnowledgeEditor
 from kme_rag.errors import ValidationError
 from kme_rag.matching import contains_answer, normalise_answer
-from kme_rag.memory.edit import Edit
+from kme_rag.memory.edit import Edit, normalise_name
 from kme_rag.memory.formats import counterfact_edit, zsre_edit
 from kme_rag.memory.store import EditMemory
 
@@ -58,6 +58,7 @@ __all__ = [
     "normalise_answer",
     "percentile",
     "run_cases",
+    "sentence_of",
     "summarise",
     "zsre_cases",
 ]
@@ -158,6 +159,39 @@ def other_relations(
         return []
     picked = random.Random(index).sample(groups, min(n, len(groups)))
     return [by_group[g][index % len(by_group[g])] for g in picked]
+
+
+def sentence_of(case: Case) -> str:
+    """The edit as one sentence of new knowledge, as a user would write it: CounterFact's
+    prompt filled with the subject and the new object ("The mother tongue of Danielle
+    Darrieux is English.")."""
+    if case.kind != "cloze":
+        raise ValidationError(f"expected a cloze case for a sentence edit, got {case.kind}")
+    return f"{case.prompt} {case.edit.target_new}."
+
+
+def _store_sentences(memory: EditMemory, cases: Sequence[Case]) -> dict[str, dict[str, Any]]:
+    """Each case's edit stored only as its sentence (:meth:`EditMemory.add_text`); what was
+    read from it, by case id."""
+    read = {}
+    for case in cases:
+        added = memory.add_text(sentence_of(case), source=case.edit.source)
+        read[case.case_id] = _read_back(case, added.stored + added.restated)
+    return read
+
+
+def _read_back(case: Case, stored: Sequence[Edit]) -> dict[str, Any]:
+    facts = [e for e in stored if e.structured]
+    right = any(
+        normalise_name(e.subject or "") == normalise_name(case.edit.subject or "")
+        and normalise_name(e.target_new or "") == normalise_name(case.edit.target_new or "")
+        for e in facts
+    )
+    return {
+        "facts": [[e.subject, e.relation, e.target_new] for e in facts],
+        "statement_only": len(facts) < len(stored),
+        "right": right,
+    }
 
 
 def counterfact_cases(path: Path, n: int) -> list[Case]:
@@ -304,6 +338,7 @@ def run_cases(
     max_tokens: int,
     stored: StoredReferences | None = None,
     extended: bool = False,
+    edits_as: Literal["structured", "sentence"] = "structured",
 ) -> Iterator[dict[str, Any]]:
     """Ask every prompt of every case, unedited and (with an editor) edited; yield rows.
 
@@ -313,22 +348,34 @@ def run_cases(
     ``None``), but on every ``stored.live_every``-th case. ``extended`` also asks the
     casual paraphrase (row ``casual``) and the same-subject probes (row
     ``same_subject``, a list), each with its unedited answer from this run.
+    ``edits_as="sentence"``: each edit is stored only as its sentence
+    (:func:`sentence_of`, read into facts by ``add_text``); row ``read`` says what was
+    read from it.
     """
     if stored is not None and editor is None:
         raise ValidationError("expected an editor with stored references (none asks them)")
     conflicts = locality_conflicts(cases) if edits_mode == "all" else set()
+    read: dict[str, dict[str, Any]] = {}
     if editor is not None and edits_mode == "all":
-        memory.add_many([c.edit for c in cases])
+        if edits_as == "sentence":
+            read = _store_sentences(memory, cases)
+        else:
+            memory.add_many([c.edit for c in cases])
     for index, case in enumerate(cases):
         live = stored is None or index % stored.live_every == 0
         if editor is not None and edits_mode == "one":
-            memory.add(case.edit)
+            if edits_as == "sentence":
+                read |= _store_sentences(memory, [case])
+            else:
+                memory.add(case.edit)
         row: dict[str, Any] = {
             "case_id": case.case_id,
             "target_new": case.edit.target_new,
             "target_true": case.edit.target_true,
             "locality_names_stored_subject": case.case_id in conflicts,
         }
+        if case.case_id in read:
+            row["read"] = read[case.case_id]
 
         def probe(text: str, case: Case = case, live: bool = live) -> dict[str, Any]:
             reference, ref_ms = _reference(backend, case.kind, text, max_tokens, stored, live)
@@ -477,6 +524,21 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _read_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """For sentence edits: the share of sentences read into the case's fact (subject and
+    new object; a diagnostic of the reader, not an answer metric)."""
+    read = [r["read"] for r in rows if "read" in r]
+    if not read:
+        return {}
+    return {
+        "read": {
+            "sentences": len(read),
+            "fact_right": round(sum(r["right"] for r in read) / len(read), 4),
+            "no_fact": sum(not r["facts"] for r in read),
+        }
+    }
+
+
 def _chars(texts: Sequence[str]) -> float | None:
     return round(statistics.median(len(t.strip()) for t in texts), 1) if texts else None
 
@@ -593,6 +655,7 @@ class MemoryRun:
     references: Path | None = None  # a --method none result whose answers are reused
     answer: Literal["prefill", "generate"] = "prefill"  # kme: prefill the new object or not
     extended: bool = True  # also the casual paraphrase and the same-subject probes
+    edits_as: Literal["structured", "sentence"] = "structured"  # sentence: add_text only
 
 
 def bench_memory(settings: Settings, run: MemoryRun, out: Path) -> dict[str, Any]:
@@ -630,6 +693,7 @@ def bench_memory(settings: Settings, run: MemoryRun, out: Path) -> dict[str, Any
         max_tokens=run.max_tokens,
         stored=stored,
         extended=run.extended,
+        edits_as=run.edits_as,
     )
     with CaseRows(out, len(cases)) as table:
         rows = table.extend(asked)
@@ -641,8 +705,10 @@ def bench_memory(settings: Settings, run: MemoryRun, out: Path) -> dict[str, Any
         "model": backend.name,
         "n": len(rows),
         "edits_mode": run.edits_mode,
+        "edits_as": run.edits_as,
         "max_tokens": run.max_tokens,
         **summarise(rows),
+        **_read_summary(rows),
         "references": None if stored is None else stored.summary(),
     }
     return write_result(out, summary, table)

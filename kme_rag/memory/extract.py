@@ -34,8 +34,13 @@ __all__ = [
     "Extractor",
     "ModelExtractor",
     "PatternExtractor",
+    "clean_sentence",
     "default_extractor",
+    "kind_fit",
+    "refers_back",
+    "split_clauses",
     "split_sentences",
+    "trim_object",
 ]
 
 
@@ -174,7 +179,7 @@ _CONTINENTS = frozenset(
 _COUNTRY_RELATIONS = ("P17", "P495", "P27")
 
 
-def _clean(sentence: str) -> str:
+def clean_sentence(sentence: str) -> str:
     text = _EDGE.sub("", sentence.replace("\u2019", "'"))
     for _ in range(3):  # "Breaking: as of March, ..."
         text = _LEAD.sub("", text, count=1)
@@ -186,7 +191,12 @@ def _clean(sentence: str) -> str:
     return _EDGE.sub("", " ".join(text.split()))
 
 
-def _trim(span: str) -> str:
+def refers_back(subject: str) -> bool:
+    """Whether ``subject`` stands for one named before ("it", "the company")."""
+    return bool(_PRONOUN.match(subject))
+
+
+def trim_object(span: str) -> str:
     cut = _TAIL.search(span)
     return _EDGE.sub("", span[: cut.start()] if cut else span)
 
@@ -238,7 +248,7 @@ class PatternExtractor:
         facts: list[ExtractedFact] = []
         last: str | None = None  # the subject "it" / "the company" stands for
         for sentence in split_sentences(text):
-            for clause in _clauses(_clean(sentence), last):
+            for clause in split_clauses(clean_sentence(sentence), last):
                 fact = self._match(clause, sentence, last)
                 if fact is not None:
                     facts.append(fact)
@@ -255,12 +265,15 @@ class PatternExtractor:
             match = pattern.regex.match(clause)
             if match is None:
                 continue
-            subject, obj = _OWNED.sub("", _trim(match.group("x"))), _trim(match.group("y"))
+            subject, obj = (
+                _OWNED.sub("", trim_object(match.group("x"))),
+                trim_object(match.group("y")),
+            )
             if _PRONOUN.match(subject) and last:
                 subject = last
             if not _plausible(subject) or not _plausible(obj) or _PRONOUN.match(subject):
                 continue
-            rank = (pattern.literal, _kind_fit(pattern.relation.rid, obj))
+            rank = (pattern.literal, kind_fit(pattern.relation.rid, obj))
             if best is None or rank > best[0]:
                 fact = ExtractedFact(subject, pattern.relation, obj, sentence, pattern.text)
                 best = (rank, fact)
@@ -273,7 +286,7 @@ def default_extractor() -> PatternExtractor:
     return PatternExtractor()
 
 
-def _clauses(text: str, last: str | None) -> list[str]:
+def split_clauses(text: str, last: str | None) -> list[str]:
     """``"X moved to Y and is led by Z"`` → ``["X moved to Y", "X is led by Z"]``: a part
     after "and" that starts with a verb continues the subject before it."""
     parts = _CLAUSE.split(text)
@@ -309,7 +322,7 @@ def _plausible(span: str) -> bool:
     return 0 < len(words) <= _MAX_WORDS and any(c.isalnum() for c in span)
 
 
-def _kind_fit(rid: str, obj: str) -> int:
+def kind_fit(rid: str, obj: str) -> int:
     """1 when the object's kind fits a relation that shares its pattern with others
     (a country for the country relations, a continent for the continent one), -1 when it
     fits another of them, else 0."""
@@ -370,6 +383,8 @@ class ModelExtractor:
             if rid is None or rid not in self._catalogue:
                 continue
             facts.append(
-                ExtractedFact(fields[0], self._catalogue[rid], _trim(fields[2]), sentence, "model")
+                ExtractedFact(
+                    fields[0], self._catalogue[rid], trim_object(fields[2]), sentence, "model"
+                )
             )
         return facts

@@ -988,17 +988,19 @@ class EditMemory:
     ) -> TextAdded:
         """Store what a free-text statement says, as one change (undone together).
 
-        The extractor (default: :class:`~kme_rag.memory.extract.PatternExtractor`) reads
-        (subject, relation, object) facts from the text; each becomes a structured edit
-        with ``derived_from`` = the text. Reconciled with what is stored: a fact that
-        restates the active edit of its (subject, relation) is not written; one that
-        contradicts it supersedes it (history keeps both). A text nothing is understood
-        in is stored as it is, a statement-only edit; so are the sentences of a passage
-        no fact was read from (one statement-only edit beside the facts). ``fields``
-        (``source``, ``id``…) go on every record written."""
-        from kme_rag.memory.extract import default_extractor, split_sentences
+        The extractor (default: :class:`~kme_rag.scope.extract.RelationExtractor` on this
+        memory's embedder; :class:`~kme_rag.memory.extract.PatternExtractor` is the
+        model-free alternative) reads (subject, relation, object) facts from the text;
+        each becomes a structured edit with ``derived_from`` = the text. Reconciled with
+        what is stored: a fact that restates the active edit of its (subject, relation)
+        is not written; one that contradicts it supersedes it (history keeps both). A
+        text nothing is understood in is stored as it is, a statement-only edit; so are
+        the sentences of a passage no fact was read from (one statement-only edit beside
+        the facts). ``fields`` (``source``, ``id``…) go on every record written."""
+        from kme_rag.memory.extract import split_sentences
+        from kme_rag.scope.extract import text_extractor
 
-        facts = (extractor or default_extractor()).extract(text)
+        facts = (extractor or text_extractor(self.embedder)).extract(text)
         if not facts:
             stored = self.add_many([Edit.model_validate({"statement": text, **fields})])
             return TextAdded(text, tuple(stored), (), (), understood=False)
