@@ -242,6 +242,15 @@ def mquake(
     known_facts: bool = typer.Option(
         False, "--known-facts", help="kme: import the cases' unedited facts as trusted facts."
     ),
+    passages: bool = typer.Option(
+        False,
+        "--passages",
+        help="kme/walker: store each edit only as AKEW's free-text passage (fact_new_uns), "
+        "read into facts as `kme edit add --text` reads it; implies --single-hop.",
+    ),
+    single_hop: bool = typer.Option(
+        False, "--single-hop", help="Also ask each edited hop's own question."
+    ),
     stats_samples: int | None = STATS,
 ) -> None:
     """MQuAKE multi-hop: the unedited model, MeLLo, the editor as `kme ask` answers (kme),
@@ -252,6 +261,8 @@ def mquake(
 
     if known_facts and method not in (MquakeMethod.kme, MquakeMethod.walker):
         raise ValidationError("expected --known-facts only with --method kme or walker")
+    if passages and method not in (MquakeMethod.kme, MquakeMethod.walker):
+        raise ValidationError("expected --passages only with --method kme or walker")
     settings = _settings(ctx)
     path, cases = load_cases(settings, data, n)
     weights = None
@@ -269,6 +280,8 @@ def mquake(
         known_path=path if known_facts else None,
         provenance=provenance(),
         weights=weights,
+        edits_as="passage" if passages else "structured",
+        single_hop=single_hop or passages,
     )
     _echo(summary["metrics"])
 

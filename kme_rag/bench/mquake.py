@@ -25,11 +25,13 @@ from typing import Any, Literal
 from kme_rag.backends import Backend, make_backend, qa_prompt
 from kme_rag.bench.mquake_metrics import (
     Answerer,
+    EditsAs,
     Hop,
     MquakeCase,
     known_hops,
     load_mquake,
     run_mquake,
+    store_cases,
     summarise_mquake,
 )
 from kme_rag.bench.output import CaseRows, write_result
@@ -173,11 +175,14 @@ def bench_mquake(
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
     weights: Any | None = None,
+    edits_as: EditsAs = "structured",
+    single_hop: bool = False,
 ) -> dict[str, Any]:
     """Run one method on ``cases`` and write ``out`` (+ ``.cases.jsonl``); returns the
     summary. ``known_path`` turns on known-facts mode (labelled in the summary);
     ``weights``: the WeightEditor ``kme+weights`` writes into (default: the settings'
-    model on scratch deltas)."""
+    model on scratch deltas). ``edits_as="passage"`` stores each edit only as AKEW's
+    passage (:func:`store_cases`); ``single_hop`` also asks the edited hops alone."""
     from tqdm import tqdm
 
     if method == "kme+weights" and edits != "all":
@@ -209,7 +214,7 @@ def bench_mquake(
             if method == "kme":  # KnowledgeEditor.from_settings's editor, on this walk
                 answer = _editor_answerer(KnowledgeEditor(backend, memory, multihop=walker))
             if edits == "all":  # the relations of every stored edit, once stored
-                memory.add_many([e for case in cases for e in case.edits])
+                store_cases(memory, cases, edits_as)
                 walker.bank.add_edits(memory.graph.edits())
             if weights is not None:
                 consolidated = _consolidate(weights, memory)
@@ -223,7 +228,10 @@ def bench_mquake(
     stored = memory if not walks or edits == "one" else None  # the walk, all: stored above
     bar = tqdm(total=len(cases), unit="case", file=sys.stderr, desc="asking", disable=not progress)
     with bar:
-        for row in run_mquake(cases, answer, stored, edits_mode=edits):
+        each = run_mquake(
+            cases, answer, stored, edits_mode=edits, edits_as=edits_as, single_hop=single_hop
+        )
+        for row in each:
             rows.append(row)
             bar.update(1)
     probed = tqdm(cases, unit="case", file=sys.stderr, desc="probing hops", disable=not progress)
@@ -239,6 +247,7 @@ def bench_mquake(
         "model": backend.name,
         "n": len(rows),
         "edits_mode": edits,
+        "edits_as": edits_as,
         "llama_reuse_prefix": reuse,
         **summarise_mquake(cases, rows, known_rows),
         **(provenance or {}),

@@ -64,6 +64,7 @@ class MquakeCase:
     hops: int
     final_relation: str  # Wikidata id of the chain's last relation (same before and after)
     new_hops: tuple[Hop, ...] = ()
+    passages: tuple[str, ...] = ()  # AKEW's free-text passage of each edit (fact_new_uns)
 
     def answers(self, target: Target) -> tuple[str, ...]:
         return self.new_answers if target == "new" else self.original_answers
@@ -85,6 +86,9 @@ def _case(record: dict[str, Any], source: str) -> MquakeCase:
         hops=len(triples),
         final_relation=str(triples[-1][1]),
         new_hops=hops,
+        passages=tuple(
+            r["fact_new_uns"] for r in record["requested_rewrite"] if r.get("fact_new_uns")
+        ),
     )
 
 
@@ -146,29 +150,54 @@ def by_edited_hop(cases: Sequence[MquakeCase], right: Sequence[bool]) -> dict[st
 Answerer = Callable[[str], tuple[str | None, dict[str, Any]]]  # question -> (answer, extra)
 
 
+EditsAs = Literal["structured", "passage"]
+
+
+def store_cases(memory: EditMemory, cases: Sequence[MquakeCase], edits_as: EditsAs) -> None:
+    """The cases' edits as structured edits, or only as AKEW's passages (each read into
+    facts by :meth:`EditMemory.add_text`, what is not understood kept as a statement), as
+    one change."""
+    if edits_as == "structured":
+        memory.add_many([e for case in cases for e in case.edits])
+        return
+    for case in cases:
+        for passage in case.passages:
+            memory.add_text(passage, source=f"{case.edits[0].source}:passage")
+
+
 def run_mquake(
     cases: Sequence[MquakeCase],
     answer: Answerer,
     memory: EditMemory | None,
     *,
     edits_mode: Literal["one", "all"],
+    edits_as: EditsAs = "structured",
+    single_hop: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Ask each case's questions; yield one row per case. With ``edits_mode="all"`` every
     case's edits are stored before the first question (the caller's ``memory`` is
-    expected empty); with ``"one"`` each case's edits are stored, asked, and undone."""
+    expected empty); with ``"one"`` each case's edits are stored, asked, and undone
+    (:func:`store_cases`). ``single_hop`` also asks each edited hop's own question
+    (row ``edited_hops``: answered with the hop's new object)."""
     if memory is not None and edits_mode == "all":
-        memory.add_many([e for case in cases for e in case.edits])
+        store_cases(memory, cases, edits_as)
     for case in cases:
         if memory is not None and edits_mode == "one":
-            memory.add_many(list(case.edits))
+            store_cases(memory, [case], edits_as)
         asked = []
         for question in case.questions:
             start = time.perf_counter()
             text, extra = answer(question)
             ms = (time.perf_counter() - start) * 1000
             asked.append({"question": question, "answer": text, "ms": round(ms, 1), **extra})
+        hops = []
+        for hop in (h for h in case.new_hops if h.edited and single_hop):
+            text, _ = answer(hop.question)
+            right = answered(text, hop.answers)
+            hops.append({"question": hop.question, "answer": text, "right": right})
         if memory is not None and edits_mode == "one":
-            memory.undo()
+            for _ in case.passages if edits_as == "passage" else [None]:
+                memory.undo()
         yield {
             "case_id": case.case_id,
             "hops": case.hops,
@@ -177,6 +206,7 @@ def run_mquake(
             "questions": asked,
             "new_right": [answered(q["answer"], case.new_answers) for q in asked],
             "original_right": [answered(q["answer"], case.original_answers) for q in asked],
+            **({"edited_hops": hops} if single_hop else {}),
         }
 
 
@@ -202,6 +232,10 @@ def summarise_mquake(
             "known_hops_cases": len(subset),
             "unedited_hop_accuracy": round(sum(probed) / len(probed), 4) if probed else None,
         }
+    single = [h["right"] for r in rows for h in r.get("edited_hops", [])]
+    if single:
+        extra["single_hop_accuracy"] = round(sum(single) / len(single), 4)
+        extra["single_hops"] = len(single)
     return {
         "metrics": {
             **extra,

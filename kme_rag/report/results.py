@@ -44,6 +44,8 @@ class Result:
         variant = str(d.get("scope") or d.get("mode") or "")
         if d.get("answer") == "generate":  # the same route with nothing prefilled
             variant += " generate"
+        if d.get("edits_as") in ("sentence", "passage"):  # the edits stored as free text
+            variant += f" {d['edits_as']}"
         if self.kind == "weights" and d.get("edits_mode") == "all":
             variant += f"batch {d.get('n')}"  # MEMIT of 200 and of 1,000 edits: two regimes
         return (

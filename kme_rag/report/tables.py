@@ -35,9 +35,13 @@ __all__ = [
 def method_label(data: dict[str, Any]) -> str:
     """The method as the report names it, with the variant that distinguishes runs."""
     method = str(data.get("method"))
+    stated = {"sentence": ", edits as sentences", "passage": ", edits as AKEW passages"}
+    text = stated.get(str(data.get("edits_as")), "")
     if method == "kme" and "edits_stored" not in data:  # runs before the classifier: similarity
         generated = ", nothing prefilled" if data.get("answer") == "generate" else ""
-        return f"kme ({data.get('scope') or 'similarity'} scope{generated})"
+        return f"kme ({data.get('scope') or 'similarity'} scope{generated}{text})"
+    if text:
+        return f"{method} ({text.removeprefix(', ')})"
     if method == "rome":
         return "rome, one edit at a time" if data.get("edits_mode") == "one" else "rome, sequential"
     if method == "memit":
@@ -228,6 +232,7 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
         )
         label += ", one case's edits at a time" if d.get("edits_mode") == "one" else ""
         label += ", on the MEMIT-edited weights" if d["method"] == "kme+weights" else ""
+        label += ", edits as AKEW passages" if d.get("edits_as") == "passage" else ""
         if d["method"] == "kme" and "path" not in d:  # before the editor path was measured
             label += ", the walker alone (diagnostic)"
         lat = d.get("latency_ms_per_question", {})
@@ -241,6 +246,7 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
                 pct(m.get("prior_baseline")),
                 f"{pct(m.get('known_hops_accuracy'))} ({m.get('known_hops_cases', DASH)})",
                 _edited_hop_cell(m.get("accuracy_by_edited_hop")),
+                share_cell(_single_hops_right(m), m.get("single_hops")),
                 f"{lat.get('p50', 0) / 1000:.2f} / {lat.get('p95', 0) / 1000:.2f}" if lat else DASH,
                 r.source,
             ]
@@ -254,10 +260,16 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
         "prior baseline",
         "known-hops subset (cases)",
         "edit on hop 1 / later hops only (cases)",
+        "edited hops asked alone",
         "p50 / p95 s / question",
         "result",
     )
     return markdown_table(header, rows, numeric_from=2) if rows else []
+
+
+def _single_hops_right(m: dict[str, Any]) -> int | None:
+    n = m.get("single_hops")
+    return None if n is None else round(m["single_hop_accuracy"] * n)
 
 
 def _edited_hop_cell(split: dict[str, dict[str, Any]] | None) -> str:

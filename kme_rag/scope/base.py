@@ -15,8 +15,9 @@ from kme_rag.memory.aliases import subject_names
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.mention import find_mention
 from kme_rag.memory.store import SearchHit
+from kme_rag.scope.extract import statement_names
 
-__all__ = ["ScopeDecision", "ScopeModel", "mentions_subject"]
+__all__ = ["ScopeDecision", "ScopeModel", "mentions_subject", "names_what_it_states"]
 
 
 def mentions_subject(query: str, edit: Edit) -> bool:
@@ -29,6 +30,15 @@ def mentions_subject(query: str, edit: Edit) -> bool:
     if edit.subject is None:
         return False
     return find_mention(query, subject_names(edit)).exact
+
+
+def names_what_it_states(query: str, edit: Edit) -> bool:
+    """For an unstructured edit (a statement no fact was read from): whether the query
+    names one of the names the statement speaks of (:func:`statement_names`), so that a
+    question about another subject never gets it however close its wording. A statement
+    that names nothing ("Be kind to the interns.") has nothing to gate on: True."""
+    names = statement_names(edit.statement)
+    return not names or find_mention(query, names).exact
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from kme_rag.memory.embedder import Embedder
 from kme_rag.memory.store import SearchHit
-from kme_rag.scope.base import ScopeDecision
+from kme_rag.scope.base import ScopeDecision, names_what_it_states
 from kme_rag.scope.features import numeric_object, pair_features, pair_mention, relation_text
 from kme_rag.scope.mlp import SHIPPED_WEIGHTS, ScopeWeights
 from kme_rag.scope.similarity import SimilarityScope
@@ -96,7 +96,8 @@ class TrainedScope:
         scores, chosen = [], []
         for hit, p in zip(candidates, probs, strict=True):
             if np.isnan(p):  # unstructured: the similarity baseline decides
-                score, ok = hit.score, hit.score >= self.text_threshold
+                score = hit.score
+                ok = score >= self.text_threshold and names_what_it_states(query, hit.edit)
             else:
                 score, ok = float(p), p >= self.threshold
             scores.append(score)

@@ -23,6 +23,7 @@ texts are embedded once per process (~0.7 s).
 
 from __future__ import annotations
 
+import functools
 import re
 import weakref
 from collections.abc import Sequence
@@ -46,7 +47,7 @@ from kme_rag.memory.mention import MASK, find_mention
 from kme_rag.scope.features import PairMention, pair_features
 from kme_rag.scope.mlp import ScopeWeights
 
-__all__ = ["RelationExtractor", "relation_texts", "text_extractor"]
+__all__ = ["RelationExtractor", "relation_texts", "statement_names", "text_extractor"]
 
 _WORD = re.compile(r"\w[\w'\u2019.&-]*")
 _JOINERS = frozenset({"of", "the", "de", "and", "&", "du", "la", "le", "von", "van", "der",
@@ -71,10 +72,10 @@ _COPULA_OF = re.compile(
 # "X is the head coach of" read as (X, head coach, …) reverses the relation "The head coach
 # of X is": the subject is the one after "of".
 _SUBJECT_FIRST_OF = re.compile(
-    rf"^{MASK} (?:is|was|are|were|became|has become|will be) (?:the|a|an) (.+) of$"
+    rf"^{MASK} (?:is|was|are|were|became|has become|will be) the (.+) of$"
 )
 _OBJECT_FIRST_OF = re.compile(
-    rf"^(?:is|was|are|were|became|has become|will be) (?:the|a|an) (.+) of {MASK}$"
+    rf"^(?:is|was|are|were|became|has become|will be) the (.+) of {MASK}$"
 )
 _REVERSED = 0.3
 _PLACE_LEAD = re.compile(r"^(?:In|At) ([A-Z][^,]{0,40}),\s*")
@@ -187,7 +188,7 @@ class RelationExtractor:
             return None
         bank, owner = self._bank
         queries = self.embedder.embed([s.masked for s in splits])  # (splits, dim)
-        best: tuple[float, float, int, _Split] | None = None
+        best: tuple[float, float, float, int, _Split] | None = None
         for split, query in zip(splits, queries, strict=True):
             cosine = bank @ query  # (texts,)
             mention = find_mention(split.masked.replace(MASK, split.subject, 1), [split.subject])
@@ -215,15 +216,19 @@ class RelationExtractor:
             elif (of := _OBJECT_FIRST_OF.match(split.masked)) and self._of_subject(k, of[1]):
                 rank += _REVERSED
             if best is None or rank > best[0]:
-                best = (rank, float(probability[k]), k, split)
+                best = (rank, float(probability[k]), float(closest[k]), k, split)
         if best is None:
             return None
-        _, probability_k, k, split = best
+        _, probability_k, cosine_k, k, split = best
         if probability_k < self.threshold:
             return None
         relation = self._relations[k]
         return ExtractedFact(
-            split.subject, relation, split.target, sentence, f"classifier p={probability_k:.3f}"
+            split.subject,
+            relation,
+            split.target,
+            sentence,
+            f"classifier p={probability_k:.3f} cos={cosine_k:.3f}",
         )
 
 
@@ -274,6 +279,8 @@ def _names(clause: str) -> list[tuple[int, int]]:
     for i, word in enumerate(words):
         token = word.group()
         low = token.casefold()
+        if run and clause[run[-1].end() : word.start()].strip():  # "Kansas City, Missouri"
+            close()
         named = (
             (token[:1].isupper() or token[:1].isdigit())
             and low not in _PRONOUNS
@@ -381,3 +388,18 @@ def text_extractor(embedder: Embedder) -> RelationExtractor:
     if reader is None:
         reader = _READERS[embedder] = RelationExtractor(embedder)
     return reader
+
+
+@functools.lru_cache(maxsize=4096)
+def statement_names(statement: str) -> tuple[str, ...]:
+    """The names a free-text statement speaks of: its capitalised word runs that can name
+    a subject (not a common word capitalised by the sentence start, not a number), in
+    order ("The Louvre moved to Lyon in 2026." → ("Louvre", "Lyon"))."""
+    found: list[str] = []
+    for sentence in split_sentences(statement):
+        clause = _clean(sentence)
+        for a, b in _names(clause):
+            name = clause[a:b].strip(" ,")
+            if name and _named(name, a == 0) and name not in found:
+                found.append(name)
+    return tuple(found)

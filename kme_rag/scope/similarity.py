@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kme_rag.memory.store import SearchHit
-from kme_rag.scope.base import ScopeDecision, mentions_subject
+from kme_rag.scope.base import ScopeDecision, mentions_subject, names_what_it_states
 
 __all__ = ["SimilarityScope", "balanced_threshold"]
 
@@ -50,7 +50,7 @@ class SimilarityScope:
             if hit.edit.structured:
                 ok = hit.score >= self.threshold and mentions_subject(query, hit.edit)
             else:
-                ok = hit.score >= self.text_threshold
+                ok = hit.score >= self.text_threshold and names_what_it_states(query, hit.edit)
             if ok:
                 chosen.append(hit.edit)
         return ScopeDecision(tuple(chosen), tuple(h.score for h in candidates))
