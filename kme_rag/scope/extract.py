@@ -150,6 +150,14 @@ class RelationExtractor:
     def _texts(self) -> list[list[str]]:
         return [relation_texts(r) for r in self._relations]
 
+    def _names_relation(self, k: int, target: str) -> bool:
+        """Whether ``target`` opens with a word of relation ``k``'s own texts and goes on
+        ("instrument trumpet" for the instrument relation)."""
+        words = target.casefold().split()
+        if len(words) < 2:
+            return False
+        return any(words[0] in t.casefold().split() for t in self._texts[k])
+
     def _of_subject(self, k: int, noun: str) -> bool:
         """Whether relation ``k`` is stated "… {noun} of X" (the subject after "of")."""
         wanted = f"{noun.casefold()} of {MASK.casefold()}"
@@ -211,6 +219,8 @@ class RelationExtractor:
             k = int(np.argmax(combined))
             extra = 0 if split.named_object else sum(w in _FUNCTION for w in _lower(split.target))
             rank = float(combined[k]) - _LONG * len(split.target.split()) - _FUNCTION_WORD * extra
+            if not split.named_object and self._names_relation(k, split.target):
+                rank -= _REVERSED  # "the instrument trumpet": the relation's word, then the object
             if (of := _SUBJECT_FIRST_OF.match(split.masked)) and self._of_subject(k, of[1]):
                 rank -= _REVERSED
             elif (of := _OBJECT_FIRST_OF.match(split.masked)) and self._of_subject(k, of[1]):
@@ -282,7 +292,7 @@ def _names(clause: str) -> list[tuple[int, int]]:
         if run and clause[run[-1].end() : word.start()].strip():  # "Kansas City, Missouri"
             close()
         named = (
-            (token[:1].isupper() or token[:1].isdigit())
+            (token[:1].isupper() or token[:1].isdigit() or any(c.isupper() for c in token[1:2]))
             and low not in _PRONOUNS
             and not (i == 0 and low in _OPENERS)
         )
@@ -303,9 +313,11 @@ def _lead(clause: str) -> list[tuple[int, int]]:
         return []
     verb = _VERB.search(clause)
     head = clause[: verb.start()] if verb else ""
+    while head.split() and head.split()[-1].endswith("ly") and head.split()[-1].islower():
+        head = head[: head.rstrip().rfind(" ")].rstrip()  # "Hank Aaron professionally plays"
     if verb and 1 < len(head.split()) <= 7 and "," not in head:
         start = 4 if head.startswith("The ") else 0
-        return [(start, verb.start())]
+        return [(start, len(head))]
     return []
 
 
