@@ -310,6 +310,29 @@ def natural(
     _echo({k: summary[k] for k in ("figures", "routing_diagnostic", "counts", "latency_ms")})
 
 
+@bench_app.command("freetext")
+def freetext(
+    ctx: typer.Context,
+    out: Path = OUT,
+    data: Path = typer.Option(
+        Path("benchmarks/heldout/freetext-v1.jsonl"), help="The held-out free-text set (JSONL)."
+    ),
+    gate: bool = typer.Option(
+        True, help="Statements gated by the names they speak of (--no-gate: an ablation)."
+    ),
+    patterns: bool = typer.Option(
+        False, "--patterns", help="Ablation: the pattern extractor reads the text."
+    ),
+) -> None:
+    """The held-out free-text set: each statement stored alone with `kme edit add --text`'s
+    reader, its questions and must-not-change questions asked as `kme ask` asks them."""
+    from kme_rag.bench.freetext import FreeTextRun, bench_freetext
+
+    run = FreeTextRun(data=data, gate=gate, patterns=patterns)
+    summary = bench_freetext(_settings(ctx), run, out)
+    _echo({k: summary[k] for k in ("figures", "add_text_ms", "counts")})
+
+
 @bench_app.command("conversations")
 def conversations(
     ctx: typer.Context,

@@ -46,6 +46,10 @@ class Result:
             variant += " generate"
         if d.get("edits_as") in ("sentence", "passage"):  # the edits stored as free text
             variant += f" {d['edits_as']}"
+        if "single_hop_accuracy" in d.get("metrics", {}):  # with the edited hops asked alone
+            variant += " single-hop"
+        if self.kind == "freetext":  # the reader and the statement gate (ablations)
+            variant += f"{d.get('extractor')} gate={d.get('statement_gate')}"
         if self.kind == "weights" and d.get("edits_mode") == "all":
             variant += f"batch {d.get('n')}"  # MEMIT of 200 and of 1,000 edits: two regimes
         return (
@@ -71,7 +75,15 @@ class Results:
 def classify(data: dict[str, Any]) -> str | None:
     """The kind of a result JSON, or None for files that are not run results."""
     kind = data.get("kind")
-    if kind in ("scalability", "retainability", "bench-all", "natural", "conversations", "scale"):
+    if kind in (
+        "scalability",
+        "retainability",
+        "bench-all",
+        "natural",
+        "conversations",
+        "scale",
+        "freetext",
+    ):
         return str(kind)
     if str(data.get("dataset", "")).startswith("mquake:"):
         return "multihop"

@@ -17,6 +17,7 @@ from kme_rag.report.results import Result
 __all__ = [
     "VIEWS",
     "conversations_table",
+    "freetext_table",
     "latency_cell",
     "method_label",
     "multihop_table",
@@ -188,6 +189,54 @@ def conversations_table(results: Sequence[Result]) -> list[str]:
     return markdown_table(("figure", f"kme (`{run.path}`)"), rows, numeric_from=1)
 
 
+FREETEXT_ROWS = (
+    ("answered_with_new_fact", "questions answered with the new fact"),
+    ("answered_when_fact_extracted", "  where the reader stored a fact with that object"),
+    ("answered_when_not_extracted", "  where it did not (statement route or none)"),
+    ("must_not_change_kept", "must-not-change questions: answer unchanged"),
+    ("kept_same_subject", "  same subject, another relation"),
+    ("kept_neighbour", "  neighbour (another subject)"),
+    ("kept_unrelated", "  unrelated"),
+)
+
+
+def freetext_table(results: Sequence[Result]) -> list[str]:
+    """The held-out free-text set: one column per run (the reader and the statement gate
+    of each; the default first), one row per figure, then the add time."""
+    if not results:
+        return []
+    runs = sorted(
+        results,
+        key=lambda r: (r.data.get("extractor") != "classifier", not r.data.get("statement_gate")),
+    )
+    rows = []
+    for key, label in FREETEXT_ROWS:
+        cells = []
+        for run in runs:
+            f = run.data.get("figures", {}).get(key)
+            cells.append(share_cell(f["k"], f["n"]) if f else DASH)
+        rows.append([label, *cells])
+    rows.append(
+        [
+            "add time per statement, p50 / p95 ms",
+            *(
+                f"{a['p50']:.0f} / {a['p95']:.0f}" if (a := r.data.get("add_text_ms")) else DASH
+                for r in runs
+            ),
+        ]
+    )
+    header = [
+        "figure",
+        *(
+            f"{r.data.get('extractor')} reader, "
+            f"{'statements gated' if r.data.get('statement_gate') else 'no gate (ablation)'} "
+            f"(`{r.path}`)"
+            for r in runs
+        ),
+    ]
+    return markdown_table(tuple(header), rows, numeric_from=1)
+
+
 def probability_table(results: Sequence[Result]) -> list[str]:
     """ROME's probability tests (P(new) > P(true)), edited and unedited, for weight runs."""
     rows = []
@@ -233,6 +282,8 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
         label += ", one case's edits at a time" if d.get("edits_mode") == "one" else ""
         label += ", on the MEMIT-edited weights" if d["method"] == "kme+weights" else ""
         label += ", edits as AKEW passages" if d.get("edits_as") == "passage" else ""
+        if d.get("edits_as") != "passage" and "single_hop_accuracy" in m:
+            label += ", structured edits (the passages' comparison)"
         if d["method"] == "kme" and "path" not in d:  # before the editor path was measured
             label += ", the walker alone (diagnostic)"
         lat = d.get("latency_ms_per_question", {})

@@ -19,6 +19,7 @@ from kme_rag.report.results import Result, Results
 from kme_rag.report.tables import (
     VIEWS,
     conversations_table,
+    freetext_table,
     latency_cell,
     method_label,
     multihop_table,
@@ -84,6 +85,15 @@ CONVERSATIONS_NOTE = (
     "two-hop figures on the items whose unedited hop the bundled model was verified to "
     "know. Follow-up and relative-clause answers must equal the unedited model's answer "
     "to the same conversation, asked in the same run."
+)
+
+FREETEXT_NOTE = (
+    "Written by a helper who had not read the extractors, before either ran on it; never "
+    "tuned on. Each statement stored alone with `kme edit add --text`'s reader (undone "
+    "after), its questions asked through the editor `kme ask` builds; *answered* = the "
+    "answer names the new object or an alias; must-not-change answers must equal the "
+    "unedited model's in the same run. CounterFact stored as sentences and MQuAKE as AKEW's "
+    "passages are rows of their own tables above and below."
 )
 
 SCALABILITY_NOTE = (
@@ -424,6 +434,12 @@ def render_report(results: Results, figures: dict[str, str], *, title_note: str 
         "Held-out two-hop and follow-up questions (`benchmarks/heldout/multihop-v1.jsonl`)",
         [*conversations_table(results.of("conversations")), "", CONVERSATIONS_NOTE]
         if results.of("conversations")
+        else [],
+    )
+    lines += _section(
+        "Held-out free-text statements (`benchmarks/heldout/freetext-v1.jsonl`)",
+        [*freetext_table(results.of("freetext")), "", FREETEXT_NOTE]
+        if results.of("freetext")
         else [],
     )
     lines += _section("ROME / MEMIT probability tests", probability_table(results.of("weights")))

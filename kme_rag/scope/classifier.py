@@ -45,8 +45,10 @@ class TrainedScope:
         *,
         threshold: float | None = None,
         text_threshold: float = SimilarityScope.text_threshold,
+        statement_gate: bool = True,
     ) -> None:
         self.embedder = embedder
+        self.statement_gate = statement_gate  # False: statements by the cosine alone (ablation)
         self.weights = weights or ScopeWeights.load()
         self.threshold = self.weights.threshold if threshold is None else threshold
         self.text_threshold = text_threshold
@@ -97,7 +99,9 @@ class TrainedScope:
         for hit, p in zip(candidates, probs, strict=True):
             if np.isnan(p):  # unstructured: the similarity baseline decides
                 score = hit.score
-                ok = score >= self.text_threshold and names_what_it_states(query, hit.edit)
+                ok = score >= self.text_threshold and (
+                    not self.statement_gate or names_what_it_states(query, hit.edit)
+                )
             else:
                 score, ok = float(p), p >= self.threshold
             scores.append(score)

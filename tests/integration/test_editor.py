@@ -207,7 +207,7 @@ def test_a_statement_becomes_a_fact_that_changes_its_answer_on_the_real_model(
 ) -> None:
     added = memory.add_text("The Louvre moved to Lyon in 2026.")
     assert [(e.subject, e.relation_id, e.target_new) for e in added.stored] == [
-        ("The Louvre", "P131", "Lyon")
+        ("Louvre", "P131", "Lyon")
     ]
     backend = LlamaCppBackend()
     editor = KnowledgeEditor(backend, memory)
