@@ -53,16 +53,19 @@ class ExtractedFact:
     target: str
     sentence: str
     pattern: str
+    template: str | None = None  # the sentence's own cloze ("{} premiered on"), if it has one
 
     def to_edit(self, text: str, **fields: object) -> Edit:
-        """The fact as a structured edit linked to the text it came from."""
+        """The fact as a structured edit linked to the text it came from; its prompt is
+        the sentence's own phrasing of the relation when there is one, else the
+        catalogue's cloze."""
         return Edit.model_validate(
             {
                 "subject": self.subject,
                 "relation": self.relation.name,
                 "relation_id": self.relation.rid,
                 "target_new": self.target,
-                "prompt": self.relation.cloze,
+                "prompt": self.template or self.relation.cloze,
                 "derived_from": text,
                 **fields,
             }

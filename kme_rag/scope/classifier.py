@@ -7,8 +7,9 @@ edit is in scope when the probability passes the threshold calibrated on a valid
 split of the training data. A candidate whose subject the query does not name is out of
 scope without scoring: at 10,000 stored edits, partial names ("George" for "George Dance
 the Younger") made more false positives than they found paraphrases. Unstructured edits
-(free sentences, no subject) have no relation to compare and are scoped by the
-similarity baseline's text threshold.
+(free sentences no fact was read from) have no relation to compare: the similarity
+baseline's text threshold decides, for questions that name one of the names the statement
+speaks of (:func:`~kme_rag.scope.base.names_what_it_states`).
 
 Cost per query: one embedding call for the masked query (and for relation texts not yet
 cached), then a matrix product; queries that name no candidate cost nothing.
@@ -24,7 +25,7 @@ import numpy as np
 from kme_rag.memory.embedder import Embedder
 from kme_rag.memory.store import SearchHit
 from kme_rag.scope.base import ScopeDecision, names_what_it_states
-from kme_rag.scope.features import numeric_object, pair_features, pair_mention, relation_text
+from kme_rag.scope.features import numeric_object, pair_features, pair_mention, relation_texts_of
 from kme_rag.scope.mlp import SHIPPED_WEIGHTS, ScopeWeights
 from kme_rag.scope.similarity import SimilarityScope
 
@@ -73,15 +74,16 @@ class TrainedScope:
         out = np.zeros(len(edits), dtype=np.float32)
         rows, mentions, relations = [], [], []
         for i, edit in enumerate(edits):
-            relation = relation_text(edit)
-            if relation is None:
+            texts = relation_texts_of(edit)
+            if not texts:
                 out[i] = np.nan
                 continue
             mention = pair_mention(query, edit)
             if mention.exact:
-                rows.append(i)
-                mentions.append(mention)
-                relations.append(relation)
+                for relation in texts:  # the best of the relation's texts
+                    rows.append(i)
+                    mentions.append(mention)
+                    relations.append(relation)
         if not rows:
             return out
         masked = list(dict.fromkeys(m.masked for m in mentions))
@@ -90,7 +92,7 @@ class TrainedScope:
         retrieval = np.array([candidates[i].score for i in rows], dtype=np.float32)
         numeric = [numeric_object(edits[i]) for i in rows]
         x = pair_features(queries, self._embed_relations(relations), mentions, retrieval, numeric)
-        out[rows] = self.weights.probability(x)
+        np.maximum.at(out, np.array(rows), self.weights.probability(x).astype(np.float32))
         return out
 
     def decide(self, query: str, candidates: Sequence[SearchHit]) -> ScopeDecision:

@@ -128,6 +128,7 @@ class _Split:
     target: str
     masked: str
     named_object: bool
+    template: str | None = None  # "{} premiered on": the clause up to an object that ends it
 
 
 class RelationExtractor:
@@ -239,6 +240,7 @@ class RelationExtractor:
             split.target,
             sentence,
             f"classifier p={probability_k:.3f} cos={cosine_k:.3f}",
+            split.template,
         )
 
 
@@ -376,8 +378,13 @@ def _splits(clause: str) -> list[_Split]:
         for c, d in objects:
             if not (b <= c or d <= a):
                 continue
+            template = None
             if c >= b:  # the object after the subject: the text up to the object
                 masked = clause[:a] + MASK + clause[b:c]
+                cloze = (clause[:a] + "{}" + clause[b:c]).rstrip(" ,")
+                ends = not clause[d:].strip(" .,;:!?")
+                if ends and cloze != "{}" and "{" not in clause and "}" not in clause:
+                    template = cloze
             else:
                 masked = clause[:c] + clause[d:a] + MASK + clause[b:]
             masked = " ".join(masked.split()).strip(" ,")
@@ -387,7 +394,7 @@ def _splits(clause: str) -> list[_Split]:
             if not subject or not _named(subject, a == 0) or not _object(target):
                 continue
             if subject.casefold() != target.casefold():
-                out.append(_Split(subject, target, masked, (c, d) in names))
+                out.append(_Split(subject, target, masked, (c, d) in names, template))
     return out
 
 

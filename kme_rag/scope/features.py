@@ -28,10 +28,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kme_rag.memory.aliases import subject_names
+from kme_rag.memory.catalogue import load_catalogue
 from kme_rag.memory.edit import Edit
 from kme_rag.memory.mention import MASK, Mention, asking_sentence, find_mention, name_tokens
 
-__all__ = ["N_SCALARS", "PairMention", "pair_features", "pair_mention", "relation_text"]
+__all__ = [
+    "N_SCALARS",
+    "PairMention",
+    "pair_features",
+    "pair_mention",
+    "relation_text",
+    "relation_texts_of",
+]
 
 N_SCALARS = 8  # relation cosine, retrieval score, exact in the asking sentence, exact
 # earlier, 1/name words, extended, asks a quantity of a non-numeric object, of a numeric one
@@ -127,6 +135,22 @@ def relation_text(edit: Edit) -> str | None:
     if edit.relation:
         return f"The {edit.relation} of {MASK} is"
     return None
+
+
+def relation_texts_of(edit: Edit) -> list[str]:
+    """The texts an edit's relation is compared by: :func:`relation_text`, and for a fact
+    read from free text (``derived_from``) whose prompt is the sentence's own phrasing
+    ("The X moved to"), also its catalogue relation's cloze ("X is located in"): a
+    question may ask in either's words."""
+    first = relation_text(edit)
+    if first is None:
+        return []
+    out = [first]
+    if edit.derived_from and edit.relation_id:
+        known = load_catalogue().get(edit.relation_id)
+        if known is not None and known.cloze.format(MASK) != first:
+            out.append(known.cloze.format(MASK))
+    return out
 
 
 def pair_features(

@@ -2,8 +2,9 @@
 
 A structured edit is in scope when the query names its subject and the retrieval
 similarity passes the threshold; an unstructured edit when the similarity passes a
-(higher) threshold of its own. The thresholds come from :func:`calibrate`, which picks
-the value with the best balanced accuracy on CounterFact's *training* split.
+threshold of its own and the query names one of the names the statement speaks of.
+The thresholds come from :func:`calibrate`, which picks the value with the best balanced
+accuracy on CounterFact's *training* split.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ written for these tests."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -43,19 +43,18 @@ def memory(tmp_path: Path, embedder: MiniLMEmbedder) -> EditMemory:
     return EditMemory.open(Settings(store=tmp_path / "store"), embedder=embedder)
 
 
+def _asked(memory: EditMemory, mode: Literal["one", "all"]) -> list[dict[str, Any]]:
+    backend = CallableBackend(lambda prompt: " raw")
+    editor: Any = _Editor()
+    asked = run_cases(
+        CASES, backend, memory, editor, edits_mode=mode, max_tokens=4, edits_as="sentence"
+    )
+    return list(asked)
+
+
 def test_a_case_stored_as_its_sentence_is_read_into_its_fact(memory: EditMemory) -> None:
     assert sentence_of(CASES[0]) == "The mother tongue of Pieter Claes is Walloon."
-    rows = list(
-        run_cases(
-            CASES,
-            CallableBackend(lambda prompt: " raw"),
-            memory,
-            _Editor(),  # type: ignore[arg-type]
-            edits_mode="all",
-            max_tokens=4,
-            edits_as="sentence",
-        )
-    )
+    rows = _asked(memory, "all")
     assert [r["read"]["right"] for r in rows] == [True, True]
     stored = {(e.subject, e.relation_id, e.target_new) for e in memory.graph.edits()}
     assert stored == {("Pieter Claes", "P103", "Walloon"), ("Brightwater Labs", "P159", "Denver")}
@@ -63,17 +62,7 @@ def test_a_case_stored_as_its_sentence_is_read_into_its_fact(memory: EditMemory)
 
 
 def test_one_at_a_time_each_sentence_is_undone_after_its_case(memory: EditMemory) -> None:
-    rows = list(
-        run_cases(
-            CASES,
-            CallableBackend(lambda prompt: " raw"),
-            memory,
-            _Editor(),  # type: ignore[arg-type]
-            edits_mode="one",
-            max_tokens=4,
-            edits_as="sentence",
-        )
-    )
+    rows = _asked(memory, "one")
     assert [r["read"]["facts"][0][2] for r in rows] == ["Walloon", "Denver"]
     assert memory.graph.edits() == []
 

@@ -86,3 +86,17 @@ def test_relations_are_stated_by_their_cloze_question_and_patterns() -> None:
 
 def test_the_shipped_common_words_are_what_the_data_builds(data_dir) -> None:  # type: ignore[no-untyped-def]
     assert SHIPPED.read_text(encoding="utf-8").split() == build_common_words(data_dir)
+
+
+def test_a_fact_keeps_the_sentence_s_own_phrasing_as_its_prompt(reader: RelationExtractor) -> None:
+    from kme_rag.scope.features import relation_texts_of
+
+    (fact,) = reader.extract("The Orinoco Hotel moved to Cusco in 2026.")
+    edit = fact.to_edit("The Orinoco Hotel moved to Cusco in 2026.")
+    assert (
+        edit.prompt == "The {} moved to" and edit.statement == "The Orinoco Hotel moved to Cusco."
+    )
+    # the scope compares a question with both the sentence's phrasing and the relation's
+    assert relation_texts_of(edit) == ["The X moved to", "X is located in"]
+    (reversed_,) = reader.extract("Lena Ortiz is the new head coach of Porto.")
+    assert reversed_.template is None  # the object does not end the sentence: the cloze
