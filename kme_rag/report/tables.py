@@ -229,8 +229,9 @@ def freetext_table(results: Sequence[Result]) -> list[str]:
         "figure",
         *(
             f"{r.data.get('extractor')} reader, "
-            f"{'statements gated' if r.data.get('statement_gate') else 'no gate (ablation)'} "
-            f"(`{r.path}`)"
+            f"{'statements gated' if r.data.get('statement_gate') else 'no gate (ablation)'}"
+            + (f", reader of {c}" if (c := r.data.get("reader_commit")) else "")
+            + f" (`{r.path}`)"
             for r in runs
         ),
     ]
@@ -282,6 +283,7 @@ def multihop_table(results: Sequence[Result]) -> list[str]:
         label += ", one case's edits at a time" if d.get("edits_mode") == "one" else ""
         label += ", on the MEMIT-edited weights" if d["method"] == "kme+weights" else ""
         label += ", edits as AKEW passages" if d.get("edits_as") == "passage" else ""
+        label += f", reader of {c}" if (c := d.get("reader_commit")) else ""
         if d.get("edits_as") != "passage" and "single_hop_accuracy" in m:
             label += ", structured edits (the passages' comparison)"
         if d["method"] == "kme" and "path" not in d:  # before the editor path was measured
