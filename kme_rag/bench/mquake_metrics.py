@@ -153,16 +153,17 @@ Answerer = Callable[[str], tuple[str | None, dict[str, Any]]]  # question -> (an
 EditsAs = Literal["structured", "passage"]
 
 
-def store_cases(memory: EditMemory, cases: Sequence[MquakeCase], edits_as: EditsAs) -> None:
-    """The cases' edits as structured edits, or only as AKEW's passages (each read into
-    facts by :meth:`EditMemory.add_text`, what is not understood kept as a statement), as
-    one change."""
+def store_cases(memory: EditMemory, cases: Sequence[MquakeCase], edits_as: EditsAs) -> int:
+    """The cases' edits as structured edits (one change), or only as AKEW's passages (each
+    read into facts by :meth:`EditMemory.add_text`, what is not understood kept as a
+    statement; one change a passage). Returns how many changes were written."""
     if edits_as == "structured":
         memory.add_many([e for case in cases for e in case.edits])
-        return
-    for case in cases:
-        for passage in case.passages:
-            memory.add_text(passage, source=f"{case.edits[0].source}:passage")
+        return 1
+    passages = [(case, p) for case in cases for p in case.passages]
+    for case, passage in passages:
+        memory.add_text(passage, source=f"{case.edits[0].source}:passage")
+    return len(passages)
 
 
 def run_mquake(
@@ -182,8 +183,9 @@ def run_mquake(
     if memory is not None and edits_mode == "all":
         store_cases(memory, cases, edits_as)
     for case in cases:
+        changes = 0
         if memory is not None and edits_mode == "one":
-            store_cases(memory, [case], edits_as)
+            changes = store_cases(memory, [case], edits_as)
         asked = []
         for question in case.questions:
             start = time.perf_counter()
@@ -191,12 +193,13 @@ def run_mquake(
             ms = (time.perf_counter() - start) * 1000
             asked.append({"question": question, "answer": text, "ms": round(ms, 1), **extra})
         hops = []
-        for hop in (h for h in case.new_hops if h.edited and single_hop):
+        for hop in [h for h in case.new_hops if h.edited] if single_hop else []:
             text, _ = answer(hop.question)
-            right = answered(text, hop.answers)
-            hops.append({"question": hop.question, "answer": text, "right": right})
-        if memory is not None and edits_mode == "one":
-            for _ in case.passages if edits_as == "passage" else [None]:
+            hops.append(
+                {"question": hop.question, "answer": text, "right": answered(text, hop.answers)}
+            )
+        if memory is not None:
+            for _ in range(changes):  # each case's own changes, when stored one at a time
                 memory.undo()
         yield {
             "case_id": case.case_id,

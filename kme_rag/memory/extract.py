@@ -18,7 +18,6 @@ CounterFact's *training* records); it is the alternative the free-text benchmark
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,6 @@ __all__ = [
     "ModelExtractor",
     "PatternExtractor",
     "clean_sentence",
-    "default_extractor",
     "kind_fit",
     "refers_back",
     "split_clauses",
@@ -281,12 +279,6 @@ class PatternExtractor:
                 fact = ExtractedFact(subject, pattern.relation, obj, sentence, pattern.text)
                 best = (rank, fact)
         return best[1] if best else None
-
-
-@functools.cache
-def default_extractor() -> PatternExtractor:
-    """One pattern extractor per process: its patterns are compiled once."""
-    return PatternExtractor()
 
 
 def split_clauses(text: str, last: str | None) -> list[str]:

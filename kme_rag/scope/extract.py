@@ -187,65 +187,74 @@ class RelationExtractor:
         return list({(f.subject.casefold(), f.relation.rid): f for f in facts}.values())
 
     def _read(self, clause: str, sentence: str, last: str | None) -> ExtractedFact | None:
-        words = clause.split()
-        if last and words and refers_back(" ".join(words[:2]).casefold()):
-            clause = f"{last} {' '.join(words[2:])}"
-        elif last and words and refers_back(words[0].casefold()):
-            clause = f"{last} {' '.join(words[1:])}"
-        splits = _splits(clause)
+        splits = _splits(_resolved(clause, last))
         if not splits:
             return None
-        bank, owner = self._bank
         queries = self.embedder.embed([s.masked for s in splits])  # (splits, dim)
-        best: tuple[float, float, float, int, _Split] | None = None
-        for split, query in zip(splits, queries, strict=True):
-            cosine = bank @ query  # (texts,)
-            mention = find_mention(split.masked.replace(MASK, split.subject, 1), [split.subject])
-            pair = PairMention(mention, False, 1.0 / max(1, len(split.subject.split())))
-            n = len(bank)
-            numeric = bool(re.search(r"\b\d{3,4}\b", split.target))
-            x = pair_features(
-                np.repeat(query[None], n, axis=0), bank, [pair] * n, cosine, [numeric] * n
-            )
-            probability = np.zeros(len(self._relations))
-            np.maximum.at(probability, owner, self.weights.probability(x))
-            closest = np.full(len(self._relations), -1.0)
-            np.maximum.at(closest, owner, cosine)
-            fit = np.array([kind_fit(r.rid, split.target) for r in self._relations])
-            combined = probability + closest + 0.1 * fit
-            if not any(c.isupper() for c in split.target):
-                combined[~self._common_noun] = -np.inf
-                if not np.isfinite(combined).any():
-                    continue
-            k = int(np.argmax(combined))
-            extra = 0 if split.named_object else sum(w in _FUNCTION for w in _lower(split.target))
-            rank = float(combined[k]) - _LONG * len(split.target.split()) - _FUNCTION_WORD * extra
-            if not split.named_object and self._names_relation(k, split.target):
-                rank -= _REVERSED  # "the instrument trumpet": the relation's word, then the object
-            if (of := _SUBJECT_FIRST_OF.match(split.masked)) and self._of_subject(k, of[1]):
-                rank -= _REVERSED
-            elif (of := _OBJECT_FIRST_OF.match(split.masked)) and self._of_subject(k, of[1]):
-                rank += _REVERSED
-            if best is None or rank > best[0]:
-                best = (rank, float(probability[k]), float(closest[k]), k, split)
-        if best is None:
+        scored = [
+            (score, split)
+            for split, query in zip(splits, queries, strict=True)
+            if (score := self._score(split, query)) is not None
+        ]
+        if not scored:
             return None
-        _, probability_k, cosine_k, k, split = best
-        if probability_k < self.threshold:
+        (_, probability, cosine, k), split = max(scored, key=lambda pair: pair[0][0])
+        if probability < self.threshold:
             return None
-        relation = self._relations[k]
         return ExtractedFact(
             split.subject,
-            relation,
+            self._relations[k],
             split.target,
             sentence,
-            f"classifier p={probability_k:.3f} cos={cosine_k:.3f}",
+            f"classifier p={probability:.3f} cos={cosine:.3f}",
             split.template,
         )
 
+    def _score(self, split: _Split, query: np.ndarray) -> tuple[float, float, float, int] | None:
+        """(rank, probability, cosine, relation index) of ``split``'s best relation, or
+        None when no relation may take its object (a lower-case object of a relation whose
+        objects are names)."""
+        bank, owner = self._bank
+        cosine = bank @ query  # (texts,)
+        mention = find_mention(split.masked.replace(MASK, split.subject, 1), [split.subject])
+        pair = PairMention(mention, False, 1.0 / max(1, len(split.subject.split())))
+        n = len(bank)
+        numeric = bool(re.search(r"\b\d{3,4}\b", split.target))
+        x = pair_features(
+            np.repeat(query[None], n, axis=0), bank, [pair] * n, cosine, [numeric] * n
+        )
+        probability = np.zeros(len(self._relations))  # (relations,): the best of its texts
+        np.maximum.at(probability, owner, self.weights.probability(x))
+        closest = np.full(len(self._relations), -1.0)
+        np.maximum.at(closest, owner, cosine)
+        fit = np.array([kind_fit(r.rid, split.target) for r in self._relations])
+        combined = probability + closest + 0.1 * fit
+        if not any(c.isupper() for c in split.target):
+            combined[~self._common_noun] = -np.inf
+            if not np.isfinite(combined).any():
+                return None
+        k = int(np.argmax(combined))
+        words = split.target.casefold().split()
+        extra = 0 if split.named_object else sum(w in _FUNCTION for w in words)
+        rank = float(combined[k]) - _LONG * len(words) - _FUNCTION_WORD * extra
+        if not split.named_object and self._names_relation(k, split.target):
+            rank -= _REVERSED  # "the instrument trumpet": the relation's word, then the object
+        if (of := _SUBJECT_FIRST_OF.match(split.masked)) and self._of_subject(k, of[1]):
+            rank -= _REVERSED
+        elif (of := _OBJECT_FIRST_OF.match(split.masked)) and self._of_subject(k, of[1]):
+            rank += _REVERSED
+        return rank, float(probability[k]), float(closest[k]), k
 
-def _lower(text: str) -> list[str]:
-    return [w.casefold() for w in text.split()]
+
+def _resolved(clause: str, last: str | None) -> str:
+    """``clause`` with a leading "it" or "the company" replaced by ``last``, the subject
+    of the fact before it."""
+    words = clause.split()
+    if last and words and refers_back(" ".join(words[:2])):
+        return f"{last} {' '.join(words[2:])}"
+    if last and words and refers_back(words[0]):
+        return f"{last} {' '.join(words[1:])}"
+    return clause
 
 
 def _question_answers(sentences: Sequence[str]) -> list[str]:
